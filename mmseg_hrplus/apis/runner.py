@@ -1,0 +1,55 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share: config loading and runner building.
+
+The tools serve MMSeg and MMDet configs alike: the config's ``default_scope`` ('mmseg' or
+'mmdet') picks the registry a custom ``runner_type`` is looked up in, and mmengine's Runner
+takes the scope from the same field for everything it builds.
+"""
+import os
+import os.path as osp
+from importlib import import_module
+from typing import Optional
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from ..compat import setup_distributed
+
+SUPPORTED_SCOPES = ('mmseg', 'mmdet')
+
+
+def config_scope(cfg: Config) -> str:
+    """The config's ``default_scope``; only 'mmseg' and 'mmdet' configs are runnable here."""
+    scope = cfg.get('default_scope')
+    if scope not in SUPPORTED_SCOPES:
+        raise ValueError(f'default_scope={scope!r} in the config; the tools run configs whose '
+                         f'default_scope is one of {SUPPORTED_SCOPES}')
+    return scope
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """Read ``path``, apply ``--cfg-options`` and ``--work-dir``, prepare the launcher.
+
+    ``work_dir`` priority: argument, then the config's own, then ``work_dirs/<config name>``.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    config_scope(cfg)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
+    os.environ.setdefault('LOCAL_RANK', '0')
+    setup_distributed(cfg, launcher)
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """mmengine's Runner, or the config's ``runner_type`` from its scope's RUNNERS registry."""
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    runners = import_module(f'{config_scope(cfg)}.registry').RUNNERS
+    return runners.build(cfg)

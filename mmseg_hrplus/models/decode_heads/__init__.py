@@ -1,0 +1,1 @@
+"""Registered decode_heads."""

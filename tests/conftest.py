@@ -1,0 +1,34 @@
+"""Shared pytest setup: CPU only, deterministic, few threads (CI has 2 cores)."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / 'shared'
+CITYSCAPES_SAMPLE = SHARED / 'data' / 'cityscapes_sample'
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import mmseg_hrplus  # noqa: E402,F401  (registers our components, activates compat)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture
+def cityscapes_sample() -> Path:
+    if not CITYSCAPES_SAMPLE.is_dir():
+        pytest.fail(f'the real Cityscapes frame is missing: {CITYSCAPES_SAMPLE}')
+    return CITYSCAPES_SAMPLE
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Install the CPU stack of mmseg_hrplus into a project-local virtualenv, in the order that works
+# (../shared/docs/STACK.md): build tools, torch, mmcv built with its ops against that torch,
+# then the OpenMMLab packages and this package. Idempotent: when nothing it depends on changed
+# and the stack imports, a second run returns in seconds.
+#
+# Usage: tools/install.sh [VENV_DIR]      (default: .venv; PYTHON selects the interpreter)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+VENV=${1:-.venv}
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}   # the CPU wheel this machine kind holds on disk
+STAMP="$VENV/.mmseg_hrplus-install"
+CONSTRAINTS=requirements/constraints.txt
+
+log() { printf '[install %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+fingerprint() {
+    cat tools/install.sh requirements/*.txt setup.py | sha256sum | cut -d' ' -f1
+    echo "$TORCH_SPEC"
+}
+
+check_stack() {
+    "$VENV/bin/python" - <<'PY'
+import mmcv, mmdet, mmengine, mmseg, torch
+from mmcv.ops import RoIAlign, batched_nms  # noqa: F401  compiled ops must exist
+import mmseg_hrplus  # noqa: F401
+print(f'torch {torch.__version__}, mmcv {mmcv.__version__} (ops ok), mmengine '
+      f'{mmengine.__version__}, mmseg {mmseg.__version__}, mmdet {mmdet.__version__}')
+PY
+}
+
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(fingerprint)" ]] && check_stack 2>/dev/null; then
+    log "up to date ($VENV)"
+    exit 0
+fi
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+    log "creating virtualenv $VENV with $($PYTHON --version)"
+    "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+
+log "build tools (pip, setuptools<70 for mmcv's pkg_resources, wheel, ninja)"
+"${PIP[@]}" install -q -U pip wheel ninja
+log "torch ($TORCH_SPEC)"
+"${PIP[@]}" install -q "$TORCH_SPEC"
+# torch pulls a new setuptools; mmcv's setup.py still imports pkg_resources, gone in >=70.
+"${PIP[@]}" install -q -c "$CONSTRAINTS" "setuptools<70" "numpy<2.3"
+
+if "$VENV/bin/python" -c 'from mmcv.ops import RoIAlign, batched_nms' 2>/dev/null; then
+    log "mmcv with compiled ops already present"
+else
+    log "mmcv 2.1.0 with compiled ops: a fresh build compiles 77 C++ files, 10-20 min on 2 cores;"
+    log "pip's wheel cache makes later installs take seconds. Progress every 60 s below."
+    build_log=$(mktemp)
+    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "${PIP[@]}" install -v --no-build-isolation \
+        -c "$CONSTRAINTS" mmcv==2.1.0 >"$build_log" 2>&1 &
+    pip_pid=$!
+    start=$SECONDS
+    while kill -0 "$pip_pid" 2>/dev/null; do
+        sleep 60
+        step=$(grep -oE '\[[0-9]+/[0-9]+\]' "$build_log" | tail -n 1 || true)
+        log "  mmcv: $(( (SECONDS - start) / 60 )) min, compile step ${step:-(preparing)}"
+    done
+    if ! wait "$pip_pid"; then
+        tail -n 40 "$build_log"
+        log "mmcv build FAILED (full log: $build_log)"
+        exit 1
+    fi
+    rm -f "$build_log"
+fi
+
+log "mmengine, mmsegmentation, mmdet, test tools"
+"${PIP[@]}" install -q -c "$CONSTRAINTS" mmengine==0.10.7 mmsegmentation==1.2.2 mmdet==3.3.0 \
+    -r requirements/tests.txt ftfy regex
+log "mmseg_hrplus (editable)"
+"${PIP[@]}" install -q --no-deps --no-build-isolation -e .
+
+if ! check_stack; then
+    log "FAILED: the stack does not import (mmcv.ops RoIAlign/batched_nms are required)"
+    exit 1
+fi
+fingerprint >"$STAMP"
+log "done"
