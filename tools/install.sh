@@ -14,6 +14,13 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}   # the CPU wheel this machine kind hold
 STAMP="$VENV/.mmseg_hrplus-install"
 CONSTRAINTS=requirements/constraints.txt
 
+# pip noise that is expected here: this machine's pip config names local index folders that
+# may not exist, and torch's own requirement setuptools>=77 conflicts with the pin that mmcv's
+# build needs (torch does not use setuptools at run time).
+pip_quiet() {
+    "$@" 2> >(grep -vE "^WARNING: Location|dependency resolver does not currently|requires setuptools>=|^ERROR: pip's dependency" >&2)
+}
+
 log() { printf '[install %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 fingerprint() {
@@ -25,7 +32,9 @@ check_stack() {
     "$VENV/bin/python" - <<'PY'
 import mmcv, mmdet, mmengine, mmseg, torch
 from mmcv.ops import RoIAlign, batched_nms  # noqa: F401  compiled ops must exist
-import mmseg_hrplus  # noqa: F401
+import importlib.util, os
+spec = importlib.util.find_spec('mmseg_hrplus')  # installed (editable) from this checkout
+assert spec is not None and spec.origin.startswith(os.getcwd()), spec
 print(f'torch {torch.__version__}, mmcv {mmcv.__version__} (ops ok), mmengine '
       f'{mmengine.__version__}, mmseg {mmseg.__version__}, mmdet {mmdet.__version__}')
 PY
@@ -40,7 +49,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     log "creating virtualenv $VENV with $($PYTHON --version)"
     "$PYTHON" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+PIP=(pip_quiet "$VENV/bin/python" -m pip --disable-pip-version-check)
 
 log "build tools (pip, setuptools<70 for mmcv's pkg_resources, wheel, ninja)"
 "${PIP[@]}" install -q -U pip wheel ninja
@@ -55,7 +64,7 @@ else
     log "mmcv 2.1.0 with compiled ops: a fresh build compiles 77 C++ files, 10-20 min on 2 cores;"
     log "pip's wheel cache makes later installs take seconds. Progress every 60 s below."
     build_log=$(mktemp)
-    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "${PIP[@]}" install -v --no-build-isolation \
+    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "$VENV/bin/python" -m pip install -v --no-build-isolation \
         -c "$CONSTRAINTS" mmcv==2.1.0 >"$build_log" 2>&1 &
     pip_pid=$!
     start=$SECONDS

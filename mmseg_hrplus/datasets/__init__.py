@@ -1,0 +1,1 @@
+"""Dataset helpers (synthetic data for the demo and tests)."""

@@ -1,0 +1,26 @@
+"""`make demo` end to end: the synthetic data, tools/train.py, tools/test.py, overlays.
+
+This is one of the suite's two segmentation end-to-end runs; it uses the demo's real settings
+(300 iterations), so the mIoU floor is the README's figure minus a margin.
+"""
+import sys
+
+import pytest
+
+DEMO_MIOU_FLOOR = 60.0
+
+
+@pytest.fixture(scope='module')
+def demo_result(tmp_path_factory):
+    sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[2] / 'tools'))
+    from demo import run_demo
+    root = tmp_path_factory.mktemp('demo')
+    return run_demo(root / 'work_dir', data_root=root / 'data')
+
+
+def test_demo_learns(demo_result):
+    assert demo_result['mIoU'] >= DEMO_MIOU_FLOOR
+
+
+def test_demo_writes_overlays(demo_result):
+    assert len(demo_result['overlays']) == 10  # one per validation image
