@@ -1,1 +1,2 @@
 """Registered backbones."""
+from .dilated_resnet import DilatedResNet  # noqa: F401

@@ -1,1 +1,2 @@
 """Registered decode_heads."""
+from .aspp_head import ASPPHead  # noqa: F401

@@ -1,0 +1,49 @@
+# DeepLabv2 (Chen et al., TPAMI 2017): ResNet-101 at output stride 8 + ASPP-L.
+#
+# Backbone as in the paper: the original ResNet (7x7 stem), res4/res5 without stride and with
+# dilation 2 and 4 in EVERY block (no contraction of the first block, unlike mmseg's -d8 models).
+# Head: four 3x3 atrous classifiers (rates 6, 12, 18, 24) whose logits are summed; no auxiliary
+# head. BatchNorm is frozen (statistics and affine parameters), as in the released Caffe
+# ResNet-101 models, which were fine-tuned with use_global_stats and a batch of 1 image per
+# forward pass (gradients accumulated over 10).
+#
+# ImageNet initialisation: a torchvision ResNet-101 checkpoint converted to our keys, e.g.
+#   python -m mmseg_hrplus.converters.torchvision_resnet resnet101-63fe2227.pth \
+#       checkpoints/resnet101_torchvision_v1.pth
+# (torchvision's IMAGENET1K_V1 weights, https://download.pytorch.org/models/resnet101-63fe2227.pth).
+# An mmseg ResNet-101 (7x7 stem) checkpoint loads as it is. Set checkpoint=None to start from
+# scratch (this is what the tests do).
+custom_imports = dict(imports=['mmseg_hrplus'], allow_failed_imports=False)
+
+norm_cfg = dict(type='BN', requires_grad=False)
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255)
+model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        type='mmseg_hrplus.DilatedResNet',
+        depth=101,
+        output_stride=8,
+        stem='v1',
+        contract_dilation=False,
+        out_indices=(3, ),
+        norm_cfg=norm_cfg,
+        norm_eval=True,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/resnet101_torchvision_v1.pth')),
+    decode_head=dict(
+        type='mmseg_hrplus.ASPPHead',
+        in_channels=2048,
+        in_index=0,
+        num_classes=19,
+        dilations=(6, 12, 18, 24),
+        align_corners=False,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))

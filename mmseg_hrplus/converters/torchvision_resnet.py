@@ -1,0 +1,88 @@
+"""torchvision ResNet checkpoints -> :class:`~mmseg_hrplus.DilatedResNet` (``stem='v1'``).
+
+torchvision's ResNet-50/101/152 (``resnet101-*.pth``) and mmseg's ``ResNet`` with the 7x7 stem
+share one key layout: ``conv1``, ``bn1``, ``layer{1-4}.{k}.conv{1-3}`` / ``bn{1-3}``, and
+``layer{1-4}.0.downsample.{0,1}`` (1x1 conv, BN). Both put the stride on the 3x3 conv, so the
+tensors carry over unchanged; only the ImageNet classifier (``fc.weight``, ``fc.bias``) has no
+counterpart. The converter drops it, strips wrappers (``state_dict``/``model`` entries,
+``module.`` prefixes) and refuses any key it does not recognise, so that a wrong file fails here
+instead of loading half-way under ``strict=False``.
+
+Command line::
+
+    python -m mmseg_hrplus.converters.torchvision_resnet resnet101-63fe2227.pth \\
+        checkpoints/resnet101_torchvision_v1.pth
+"""
+import argparse
+import re
+from collections import OrderedDict
+from typing import Dict, Mapping, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+_BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
+BACKBONE_KEY = re.compile(
+    r'^(conv1\.weight'
+    rf'|bn1\.{_BN}'
+    r'|layer[1-4]\.\d+\.conv[1-3]\.weight'
+    rf'|layer[1-4]\.\d+\.bn[1-3]\.{_BN}'
+    r'|layer[1-4]\.\d+\.downsample\.0\.weight'
+    rf'|layer[1-4]\.\d+\.downsample\.1\.{_BN})$')
+CLASSIFIER_KEY = re.compile(r'^fc\.(weight|bias)$')
+
+
+def _unwrap(checkpoint: Mapping) -> Mapping[str, Tensor]:
+    for wrapper in ('state_dict', 'model'):
+        if wrapper in checkpoint and isinstance(checkpoint[wrapper], Mapping):
+            return checkpoint[wrapper]
+    return checkpoint
+
+
+def convert_torchvision_resnet(checkpoint: Mapping, prefix: str = '') -> Dict[str, Tensor]:
+    """Map a torchvision ResNet state dict to DilatedResNet (``stem='v1'``) keys.
+
+    Args:
+        checkpoint: torchvision state dict (``{'conv1.weight': (64, 3, 7, 7), ...,
+            'fc.weight': (1000, 2048)}``), possibly under ``'state_dict'``/``'model'`` and
+            with ``module.`` prefixes.
+        prefix: prepended to every key, e.g. ``'backbone.'`` for a whole segmentor.
+
+    Returns:
+        Ordered state dict without the classifier; tensors are the input tensors (not copies).
+
+    Raises:
+        ValueError: listing keys that belong to neither the ResNet body nor the classifier.
+    """
+    out: Dict[str, Tensor] = OrderedDict()
+    unknown = []
+    for key, value in _unwrap(checkpoint).items():
+        if key.startswith('module.'):
+            key = key[len('module.'):]
+        if CLASSIFIER_KEY.match(key):
+            continue
+        if not BACKBONE_KEY.match(key):
+            unknown.append(key)
+            continue
+        out[prefix + key] = value
+    if unknown:
+        shown = ', '.join(unknown[:5]) + (' ...' if len(unknown) > 5 else '')
+        raise ValueError(f'convert_torchvision_resnet: {len(unknown)} keys are not part of a '
+                         f'torchvision ResNet (conv1, bn1, layer1-4, fc): {shown}')
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='torchvision ResNet checkpoint (.pth)')
+    parser.add_argument('dst', help='output checkpoint for DilatedResNet(stem="v1")')
+    parser.add_argument('--prefix', default='', help="key prefix, e.g. 'backbone.'")
+    args = parser.parse_args(argv)
+    state = torch.load(args.src, map_location='cpu', weights_only=True)
+    converted = convert_torchvision_resnet(state, prefix=args.prefix)
+    torch.save(converted, args.dst)
+    print(f'{args.src}: wrote {len(converted)} tensors to {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
