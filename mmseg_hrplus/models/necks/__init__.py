@@ -1,1 +1,2 @@
 """Registered necks."""
+from .hrnetv2p import HRNetV2pNeck  # noqa: F401
