@@ -1,2 +1,3 @@
 """Registered backbones."""
 from .dilated_resnet import DilatedResNet  # noqa: F401
+from .hrnet import HRNet  # noqa: F401
