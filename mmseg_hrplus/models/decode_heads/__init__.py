@@ -1,2 +1,4 @@
 """Registered decode_heads."""
 from .aspp_head import ASPPHead  # noqa: F401
+from .bga_head import BGAHead  # noqa: F401
+from .booster_head import BoosterHead  # noqa: F401

@@ -1,0 +1,85 @@
+"""BiSeNetV2's booster head: an auxiliary seg head on an intermediate map, training only.
+
+The "booster training strategy" (Yu et al. 2021, Sec. 4.4) adds a seg head on several
+intermediate maps of the semantic branch (Stem, stages 3, 4, 5 before the Context Embedding)
+and sums their losses with the main loss. The heads are dropped at inference, so they cost
+nothing there: put them in a segmentor's ``auxiliary_head`` list, which mmseg's
+``EncoderDecoder`` only runs in ``loss`` (never in ``predict``, ``test_step`` nor the
+``'tensor'`` forward that FLOP counters trace).
+"""
+from typing import Sequence, Tuple
+
+import torch.nn as nn
+from mmcv.cnn import ConvModule
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from torch import Tensor
+
+from mmseg_hrplus.models.utils import FeatureSpec, check_in_channels
+from mmseg_hrplus.registry import MODELS
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f'{name} must be an int >= {minimum}, got {value!r}')
+    return value
+
+
+@MODELS.register_module()
+class BoosterHead(BaseDecodeHead):
+    """Booster seg head: ``num_convs`` 3x3 conv-BN-ReLU, dropout, 1x1 classifier.
+
+    The paper's seg head has one 3x3 conv-BN-ReLU (``num_convs=1``, the default). mmseg's
+    BiSeNetV2 configs use two (``num_convs=2``) with widths 16, 64, 256 and 1024 on the four
+    taps; with those settings the state dict has the layout of mmseg's ``FCNHead``
+    (``convs.{i}.conv/bn``, ``conv_seg``), so mmseg auxiliary heads load unchanged.
+
+    Args:
+        in_channels: channels of the map at ``in_index``.
+        channels: width of the 3x3 convs (the paper's C_t).
+        in_index: which backbone output to read (one int).
+        num_convs: number of 3x3 conv-BN-ReLU before the classifier (>= 1).
+        kernel_size: of those convs (odd).
+        **kwargs: the rest of :class:`BaseDecodeHead`'s arguments (``num_classes``,
+            ``dropout_ratio``, ``norm_cfg`` (default BN here, not None), ``loss_decode``, ...).
+
+    Shape:
+        forward: backbone outputs -> logits (N, num_classes, H_in, W_in) at the tap's
+        resolution; the loss upsamples them to the label size.
+    """
+
+    def __init__(self, in_channels: int, channels: int, *, in_index: int, num_convs: int = 1,
+                 kernel_size: int = 3, **kwargs) -> None:
+        _check_int('in_channels', in_channels, 1)
+        _check_int('channels', channels, 1)
+        if not isinstance(in_index, int) or isinstance(in_index, bool):
+            raise ValueError(f'in_index must be one int (BoosterHead reads one map), '
+                             f'got {in_index!r}')
+        _check_int('num_convs', num_convs, 1)
+        if _check_int('kernel_size', kernel_size, 1) % 2 == 0:
+            raise ValueError(f'kernel_size must be odd to keep the map size, got {kernel_size}')
+        transform = kwargs.pop('input_transform', None)
+        if transform is not None:
+            raise ValueError(f'input_transform must be None (BoosterHead reads one map), '
+                             f'got {transform!r}')
+        kwargs.setdefault('norm_cfg', dict(type='BN', requires_grad=True))
+        super().__init__(in_channels, channels, in_index=in_index, **kwargs)
+        self.num_convs = num_convs
+        self.convs = nn.Sequential(*(
+            ConvModule(in_channels if i == 0 else channels, channels, kernel_size,
+                       padding=kernel_size // 2, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
+                       act_cfg=self.act_cfg) for i in range(num_convs)))
+
+    def check_inputs(self, specs: Sequence[FeatureSpec]) -> Tuple[FeatureSpec, ...]:
+        """Check ``in_channels``/``in_index`` against a backbone's ``out_specs``.
+
+        Returns:
+            The selected spec, in a 1-tuple.
+
+        Raises:
+            ValueError: when the index is out of range or the channels differ.
+        """
+        return check_in_channels(type(self).__name__, self.in_channels, self.in_index, specs)
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        """Classify the map at ``in_index``: (N, C_in, h, w) -> (N, num_classes, h, w)."""
+        return self.cls_seg(self.convs(self._transform_inputs(inputs)))
