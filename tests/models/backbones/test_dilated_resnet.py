@@ -107,7 +107,7 @@ def test_parity_caffe_style_and_multi_grid():
 
 def test_frozen_stages_norm_eval_with_cp():
     net = DilatedResNet(depth=50, frozen_stages=2, norm_eval=True, with_cp=True,
-                        out_indices=(3, ))
+                        out_indices=(3, ), base_channels=16, stem_channels=16)
     net.train()
     for name, param in net.named_parameters():
         frozen = name.startswith(('conv1', 'bn1', 'layer1', 'layer2'))
@@ -119,7 +119,7 @@ def test_frozen_stages_norm_eval_with_cp():
     assert net.layer4[0].conv2.weight.grad is not None
     assert net.layer1[0].conv2.weight.grad is None
 
-    deep = DilatedResNet(depth=50, stem='deep', frozen_stages=0).train()
+    deep = DilatedResNet(depth=50, stem='deep', frozen_stages=0, base_channels=16).train()
     assert all(not p.requires_grad for p in deep.stem.parameters())
     assert not deep.stem[1].training and deep.layer1[0].bn1.training
 
