@@ -27,14 +27,17 @@ interpolation weights sum to one) and differ in training through the BN statisti
 the paper order convolves 4^k times more pixels). ``fuse_order`` and ``new_branch`` can be set on
 their own; ``fusion_mode`` only supplies their defaults.
 
-Resampling: every upsampling path resizes ONCE to the exact size of the stream it joins
-(``upsample_mode`` 'bilinear' as mmseg, or 'nearest' as mmdet), so any input size works. mmseg
-upsamples by ``2**k`` and then resizes to the target: when the stream sizes halve exactly (input
-sides multiple of 32, and e.g. 509x1021, whose streams are 128x256 ... 16x32), the second resize
-is an identity and our single resize gives mmseg's numbers (tests: max abs difference
-below 1e-5). When a stream size is odd, e.g. a 100-pixel side (25 -> 13 -> 7 -> 4), mmseg
-interpolates 13 -> 26 -> 25 while we go 13 -> 25 directly; the outputs then differ slightly
-(see ``test_single_resize_vs_mmseg_on_odd_sizes``).
+Resampling: an upsampling path ends at the exact size of the stream it joins, so any input size
+works in every mode. When that size is ``2**k`` times the source (input sides multiple of 32, and
+also e.g. 509x1021, whose streams are 128x256 ... 16x32) this is ONE resize, and it gives the
+numbers of mmseg's two-step path (upsample by ``2**k``, then resize to the target, which is then
+an identity) and of mmdet's nearest ``nn.Upsample``. When a stream size is odd, e.g. a 97-pixel
+side (25 -> 13 -> 7 -> 4), bilinear mode keeps mmseg's two steps (13 -> 26 -> 25), because a
+direct 13 -> 25 resize blurs less and gave outputs up to 10% different from mmseg's (3.0 on
+outputs of magnitude 30, random weights): mmseg-trained checkpoints would then not reproduce
+mmseg's numbers on such inputs (e.g. ADE20K whole-image inference). Nearest mode always resizes
+once: floor(floor(x) / 2) = floor(x / 2), so the two steps would select the same pixels.
+Fusion sums are accumulated in place.
 
 Representations are head configurations of mmseg's ``FCNHead`` (no extra module needed):
 
@@ -288,7 +291,13 @@ class HRFusion(nn.ModuleList):
         self.upsample_mode = upsample_mode
         self.align_corners = align_corners
 
-    def _resize(self, x: Tensor, size: torch.Size) -> Tensor:
+    def _resize(self, x: Tensor, size: torch.Size, hops: int) -> Tensor:
+        """Upsample ``x`` by ``2**hops`` to exactly ``size`` (see the module notes)."""
+        if self.upsample_mode == 'bilinear':
+            doubled = [n * 2**hops for n in x.shape[2:]]
+            if doubled != list(size):  # odd stream sizes: mmseg's two steps, for its numbers
+                x = resize(x, size=doubled, mode='bilinear', align_corners=self.align_corners,
+                           warning=False)
         return resize(x, size=size, mode=self.upsample_mode, align_corners=self.align_corners,
                       warning=False)
 
@@ -303,9 +312,9 @@ class HRFusion(nn.ModuleList):
                 if path is None:
                     term = x
                 elif j > i and self.upsample_first:
-                    term = path(self._resize(x, xs[i].shape[2:]))
+                    term = path(self._resize(x, xs[i].shape[2:], j - i))
                 elif j > i:
-                    term = self._resize(path(x), xs[i].shape[2:])
+                    term = self._resize(path(x), xs[i].shape[2:], j - i)
                 else:
                     term = path(x)
                 if y is None:
@@ -477,12 +486,11 @@ class HRNet(BaseModule):
         for s in (2, 3, 4):
             spec = stages[s - 1]
             target = [c * BLOCKS[spec.block].expansion for c in spec.num_channels]
-            # The paper's new stream of stage s comes out of stage s-1's last fusion; stage 1
-            # has no fusion, so stage 2's second stream always comes from transition1.
-            fused_new = new_branch == 'from_all' and s > 2
+            # The paper's new stream of stage s comes out of stage s-1's last fusion (then
+            # `channels` already lists it); stage 1 has no fusion, so transition1 always makes
+            # stage 2's second stream.
             self.add_module(f'transition{s - 1}',
-                            self._make_transition(channels, target, fused_new, conv_cfg,
-                                                  norm_cfg))
+                            self._make_transition(channels, target, conv_cfg, norm_cfg))
             next_spec = stages[s] if s < 4 else None
             new_channels = None
             if next_spec is not None and new_branch == 'from_all':
@@ -506,21 +514,20 @@ class HRNet(BaseModule):
         """Channels and stride of every tensor ``forward`` returns, highest resolution first."""
         return tuple(FeatureSpec(c, 4 * 2**b) for b, c in enumerate(self._out_channels))
 
-    def _make_transition(self, pre: List[int], cur: List[int], fused_new: bool,
-                         conv_cfg: Optional[ConfigType], norm_cfg: ConfigType) -> nn.ModuleList:
-        """Entry ``b``: None (identity), a 3x3 conv-norm-ReLU when stream ``b`` changes width,
-        or, for the new stream, a stride-2 3x3 conv-norm-ReLU from the lowest stream (None when
-        the previous fusion already made it)."""
-        layers: List[Optional[nn.Module]] = []
-        for b, c in enumerate(cur):
-            if b < len(pre):
-                layers.append(None if pre[b] == c else
-                              _conv_norm(pre[b], c, 3, 1, conv_cfg, norm_cfg, relu=True))
-            elif fused_new:
-                layers.append(None)
-            else:
-                layers.append(nn.Sequential(
-                    _conv_norm(pre[-1], c, 3, 2, conv_cfg, norm_cfg, relu=True)))
+    def _make_transition(self, pre: List[int], cur: List[int], conv_cfg: Optional[ConfigType],
+                         norm_cfg: ConfigType) -> nn.ModuleList:
+        """Entry ``b`` for each stream that existed before the previous fusion: None (identity)
+        or a 3x3 conv-norm-ReLU when its width changes. Then, unless the previous fusion made
+        the new stream already (``len(pre) == len(cur)``), a stride-2 3x3 conv-norm-ReLU from
+        the lowest stream. No placeholder is kept for a fused new stream, so an official
+        checkpoint's ``transition{s}.{new}`` weights are reported as unexpected, not skipped."""
+        layers: List[Optional[nn.Module]] = [
+            None if p == c else _conv_norm(p, c, 3, 1, conv_cfg, norm_cfg, relu=True)
+            for p, c in zip(pre, cur[:-1])
+        ]
+        if len(pre) < len(cur):
+            layers.append(nn.Sequential(
+                _conv_norm(pre[-1], cur[-1], 3, 2, conv_cfg, norm_cfg, relu=True)))
         return nn.ModuleList(layers)
 
     def _make_stage(self, spec: StageSpec, in_channels: List[int], new_channels: Optional[int],
@@ -580,12 +587,11 @@ class HRNet(BaseModule):
         ys = [run_blocks(self.layer1, x, self.with_cp)]
         for s in (2, 3, 4):
             transition = getattr(self, f'transition{s - 1}')
-            # A new stream comes from the lowest one, unless the previous fusion already made
-            # it (paper's new branch: then ys is one longer and its transition entry is None).
-            xs = []
-            for b, t in enumerate(transition):
-                src = ys[b] if b < len(ys) else ys[-1]
-                xs.append(src if t is None else t(src))
+            xs = [y if t is None else t(y) for t, y in zip(transition, ys)]
+            if len(transition) > len(ys):  # the new stream, from the lowest one
+                xs.append(transition[-1](ys[-1]))
+            else:  # paper's new branch: the previous fusion made it
+                xs.append(ys[-1])
             ys = getattr(self, f'stage{s}')(xs)
         return ys
 

@@ -1,0 +1,413 @@
+"""mmseg_hrplus.HRNet: parity with mmseg/mmdet HRNet, fusion modes, options, presets."""
+import copy
+import re
+
+import pytest
+import torch
+from mmdet.models.backbones import HRNet as MMDetHRNet
+from mmengine.registry import init_default_scope
+from mmseg.models.backbones import HRNet as MMSegHRNet
+from mmseg.models.decode_heads import FCNHead
+from torch.autograd import DeviceType
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmseg_hrplus.models.backbones.hrnet import ARCH_PRESETS, HRNet, arch_to_extra
+from mmseg_hrplus.models.utils.feature_spec import check_in_channels
+
+# Narrow and shallow, but with everything the presets have: a stage-1 Bottleneck projection,
+# several modules per stage, multi-hop downsampling paths (stage 4).
+TINY = dict(
+    stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(1, ),
+                num_channels=(8, )),
+    stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(1, 1),
+                num_channels=(4, 8)),
+    stage3=dict(num_modules=2, num_branches=3, block='BASIC', num_blocks=(1, 1, 1),
+                num_channels=(4, 8, 16)),
+    stage4=dict(num_modules=2, num_branches=4, block='BASIC', num_blocks=(1, 1, 1, 1),
+                num_channels=(4, 8, 16, 32)))
+TOL = 1e-5
+
+
+def _randomize(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
+    """Random conv weights and non-trivial BN affine/statistics, so eval mode tests something."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2 / fan_in)**0.5)
+            elif isinstance(m, _BatchNorm):
+                n = m.num_features
+                m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+    return model
+
+
+def _max_diff(xs, ys) -> float:
+    assert len(xs) == len(ys)
+    for x, y in zip(xs, ys):
+        assert x.shape == y.shape
+    return max((x - y).abs().max().item() for x, y in zip(xs, ys))
+
+
+def _bn_stats(model):
+    return {k: v for k, v in model.state_dict().items() if 'running' in k}
+
+
+def _check_parity(ref, ours, train: bool, size=(64, 64), batch: int = 2) -> float:
+    """Copy ref's weights into ours, run both in the same mode, compare outputs, BN running
+    statistics after the step and input gradients. Returns the largest difference."""
+    _randomize(ref)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ref.train(train)
+    ours.train(train)
+    x = torch.randn(batch, 3, *size)
+    xr, xo = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_ref, out_ours = ref(xr), ours(xo)
+    diff = _max_diff(out_ref, out_ours)
+    weights = [torch.randn_like(o) for o in out_ref]
+    sum((o * w).sum() for o, w in zip(out_ref, weights)).backward()
+    sum((o * w).sum() for o, w in zip(out_ours, weights)).backward()
+    diff = max(diff, (xr.grad - xo.grad).abs().max().item() / xr.grad.abs().max().item())
+    stats_ref, stats_ours = _bn_stats(ref), _bn_stats(ours)
+    assert stats_ref.keys() == stats_ours.keys()
+    diff = max(diff, _max_diff(list(stats_ref.values()), list(stats_ours.values())))
+    return diff
+
+
+# ---------------------------------------------------------------- parity and checkpoint keys
+
+
+@pytest.mark.parametrize('train', [False, True], ids=['eval', 'train'])
+def test_parity_with_mmseg_bilinear(train):
+    diff = _check_parity(MMSegHRNet(copy.deepcopy(TINY)), HRNet(extra=TINY), train)
+    print(f'mmseg parity ({"train" if train else "eval"}): max abs diff {diff:.3g}')
+    assert diff <= TOL
+
+
+@pytest.mark.parametrize('train', [False, True], ids=['eval', 'train'])
+def test_parity_with_mmdet_nearest(train):
+    ref = MMDetHRNet(copy.deepcopy(TINY), norm_eval=False)
+    diff = _check_parity(ref, HRNet(extra=TINY, upsample_mode='nearest'), train)
+    print(f'mmdet parity ({"train" if train else "eval"}): max abs diff {diff:.3g}')
+    assert diff <= TOL
+
+
+@pytest.mark.parametrize('train', [False, True], ids=['eval', 'train'])
+def test_parity_w18_small_preset(train):
+    ref = MMSegHRNet(arch_to_extra('w18_small'))
+    diff = _check_parity(ref, HRNet(arch='w18_small'), train, size=(64, 96), batch=2)
+    print(f'w18_small mmseg parity ({"train" if train else "eval"}): max abs diff {diff:.3g}')
+    assert diff <= TOL
+
+
+def test_parity_single_output():
+    ref = MMSegHRNet(copy.deepcopy(TINY), multiscale_output=False)
+    ours = HRNet(extra=TINY, multiscale_output=False)
+    assert _check_parity(ref, ours, train=False) <= TOL
+    assert len(ours.out_specs) == 1
+
+
+@pytest.mark.parametrize('arch', ['w18_small', 'w32'])
+def test_state_dict_keys_equal_mmseg_and_mmdet(arch):
+    ours = HRNet(arch=arch).state_dict()
+    for ref_cls in (MMSegHRNet, MMDetHRNet):
+        ref = ref_cls(arch_to_extra(arch)).state_dict()
+        assert list(ours) == list(ref)
+        assert all(ours[k].shape == ref[k].shape for k in ref)
+    assert 'stage4.0.fuse_layers.3.0.2.1.running_var' in ours  # a three-hop downsample path
+
+
+def test_multiple_size_mismatch_mmdet_fails_ours_resizes():
+    """mmdet's nearest path has no resize: 97x131 (streams 25x33, 13x17, ...) breaks it."""
+    x = torch.randn(1, 3, 97, 131)
+    ref = MMDetHRNet(copy.deepcopy(TINY))
+    ref.eval()  # mmdet's train() returns None
+    with pytest.raises(RuntimeError):
+        ref(x)
+    outs = HRNet(extra=TINY, upsample_mode='nearest').eval()(x)
+    assert [tuple(o.shape[2:]) for o in outs] == [(25, 33), (13, 17), (7, 9), (4, 5)]
+
+
+@pytest.mark.parametrize('train', [False, True], ids=['eval', 'train'])
+def test_parity_with_mmseg_on_odd_sizes(train):
+    """97x131: streams 25x33, 13x17, 7x9, 4x5 are not 2x each other, so mmseg upsamples and then
+    resizes again; we reproduce it (a single resize differed by ~10% of the output range)."""
+    diff = _check_parity(MMSegHRNet(copy.deepcopy(TINY)), HRNet(extra=TINY), train,
+                         size=(97, 131))
+    print(f'mmseg parity at 97x131 ({"train" if train else "eval"}): max abs diff {diff:.3g}')
+    assert diff <= TOL
+
+
+def test_parity_with_mmseg_509x1021():
+    ref = _randomize(MMSegHRNet(copy.deepcopy(TINY)))
+    ref.eval()  # mmseg's train() returns None
+    ours = HRNet(extra=TINY).eval()
+    ours.load_state_dict(ref.state_dict())
+    with torch.no_grad():
+        x = torch.randn(1, 3, 509, 1021)
+        diff = _max_diff(ref(x), ours(x))
+    print(f'mmseg parity at 509x1021 (eval): max abs diff {diff:.3g}')
+    assert diff <= TOL
+
+
+# ---------------------------------------------------------------- fusion modes
+
+
+def _paper_new_stream_keys(model: HRNet):
+    """Keys of the extra fusion rows that make the paper's new streams."""
+    pattern = re.compile(rf'stage2\.{model.stage2.__len__() - 1}\.fuse_layers\.2\.|'
+                         rf'stage3\.{model.stage3.__len__() - 1}\.fuse_layers\.3\.')
+    # num_batches_tracked is never reported missing (BN fills it in when absent).
+    return {k for k in model.state_dict()
+            if pattern.match(k) and not k.endswith('num_batches_tracked')}
+
+
+def test_official_checkpoint_into_paper_mode_misses_only_new_stream():
+    official = _randomize(HRNet(extra=TINY))
+    paper = HRNet(extra=TINY, fusion_mode='paper')
+    result = paper.load_state_dict(official.state_dict(), strict=False)
+    new_keys = _paper_new_stream_keys(paper)
+    assert new_keys and set(result.missing_keys) == new_keys
+    # The official weights without a place are exactly its new-stream transitions; they are
+    # reported (strict loading names them), not silently skipped.
+    unexpected = set(official.state_dict()) - set(paper.state_dict())
+    assert unexpected and all(re.match(r'transition(2\.2|3\.3)\.', k) for k in unexpected)
+    with pytest.raises(RuntimeError, match=r'Unexpected key.*transition2\.2\.0\.0\.weight'):
+        paper.load_state_dict(official.state_dict(), strict=True)
+
+
+@pytest.mark.parametrize('mode', ['bilinear', 'nearest'])
+def test_fuse_orders_agree_in_eval(mode):
+    conv_first = _randomize(HRNet(extra=TINY, upsample_mode=mode)).eval()
+    up_first = HRNet(extra=TINY, upsample_mode=mode, fusion_mode='paper',
+                     new_branch='from_lowest').eval()
+    assert up_first.fuse_order == 'upsample_first'
+    up_first.load_state_dict(conv_first.state_dict(), strict=True)
+    with torch.no_grad():
+        x = torch.randn(2, 3, 64, 64)
+        diff = _max_diff(conv_first(x), up_first(x))
+    print(f'{mode}: conv_first vs upsample_first in eval: max abs diff {diff:.3g}')
+    assert diff <= TOL
+
+
+def test_fuse_orders_differ_in_train_bn_statistics():
+    """Bilinear upsampling smooths, so BN after it sees another variance than BN before it.
+    (With nearest and exact x2 sizes the statistics would coincide: replication keeps them.)"""
+    conv_first = _randomize(HRNet(extra=TINY))
+    up_first = HRNet(extra=TINY, fuse_order='upsample_first')
+    up_first.load_state_dict(conv_first.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    conv_first.train()
+    up_first.train()
+    out_diff = _max_diff(conv_first(x), up_first(x))
+    key = 'stage2.0.fuse_layers.0.1.1.running_var'  # the BN of the 1/8 -> 1/4 path
+    var_a, var_b = conv_first.state_dict()[key], up_first.state_dict()[key]
+    print(f'train mode: outputs differ by {out_diff:.3g}; running_var {var_a[:3]} vs '
+          f'{var_b[:3]}')
+    assert out_diff > 1e-3
+    assert (var_a - var_b).abs().max() > 1e-3
+    # The stats BEFORE the upsampled paths (stem) are untouched by the order.
+    assert torch.equal(conv_first.bn1.running_var, up_first.bn1.running_var)
+
+
+def test_new_branch_rule_changes_params_and_outputs():
+    lowest = _randomize(HRNet(extra=TINY))
+    from_all = HRNet(extra=TINY, new_branch='from_all')
+    assert from_all.fuse_order == 'conv_first'
+    n_lowest = sum(p.numel() for p in lowest.parameters())
+    n_all = sum(p.numel() for p in from_all.parameters())
+    # Stage 3's new 16-ch stream: from 4 ch (2 hops) + 8 ch (1 hop) instead of one 8 -> 16 hop;
+    # stage 4's 32-ch stream: from 4, 8 (3 and 2 hops) and 16 ch, instead of one 16 -> 32 hop.
+    extra_params = sum(p.numel() for k, p in from_all.named_parameters()
+                       if k in _paper_new_stream_keys(from_all))
+    official_new = sum(p.numel() for k, p in lowest.named_parameters()
+                       if k.startswith(('transition2.2', 'transition3.3')))
+    assert n_all - n_lowest == extra_params - official_new > 0
+    from_all.load_state_dict(lowest.state_dict(), strict=False)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        diff = _max_diff(lowest.eval()(x), from_all.eval()(x))
+    assert diff > 1e-3
+    print(f'params from_lowest {n_lowest}, from_all {n_all}; output difference {diff:.3g}')
+
+
+@pytest.mark.parametrize('fusion_mode', ['official', 'paper'])
+@pytest.mark.parametrize('upsample_mode', ['bilinear', 'nearest'])
+def test_any_input_size(fusion_mode, upsample_mode):
+    net = HRNet(extra=TINY, fusion_mode=fusion_mode, upsample_mode=upsample_mode).eval()
+    with torch.no_grad():
+        for size, expected in [((509, 1021), [(128, 256), (64, 128), (32, 64), (16, 32)]),
+                               ((97, 131), [(25, 33), (13, 17), (7, 9), (4, 5)])]:
+            outs = net(torch.randn(1, 3, *size))
+            assert [tuple(o.shape[2:]) for o in outs] == expected
+            assert [o.shape[1] for o in outs] == [s.channels for s in net.out_specs]
+            assert all(torch.isfinite(o).all() for o in outs)
+
+
+def test_out_specs_match_outputs():
+    net = HRNet(arch='w18_small').eval()
+    assert [tuple(s) for s in net.out_specs] == [(18, 4), (36, 8), (72, 16), (144, 32)]
+    with torch.no_grad():
+        outs = net(torch.randn(1, 3, 64, 128))
+    for o, spec in zip(outs, net.out_specs):
+        assert o.shape[1] == spec.channels and o.shape[2] == 64 // spec.stride
+    paper = HRNet(extra=TINY, fusion_mode='paper', multiscale_output=False)
+    assert [tuple(s) for s in paper.out_specs] == [(4, 4)]
+
+
+# ---------------------------------------------------------------- training options
+
+
+# What each frozen_stages level adds (mmseg's rule: a stage with the transition leaving it).
+FREEZE_GROUPS = [('conv1', 'bn1', 'conv2', 'bn2'), ('layer1', 'transition1'),
+                 ('stage2', 'transition2'), ('stage3', 'transition3'), ('stage4', )]
+
+
+@pytest.mark.parametrize('frozen_stages', [-1, 0, 1, 2, 3, 4])
+def test_frozen_stages_as_mmseg(frozen_stages):
+    ours = HRNet(extra=TINY, frozen_stages=frozen_stages)
+    ref = MMSegHRNet(copy.deepcopy(TINY), frozen_stages=frozen_stages)
+    frozen = {k for k, p in ours.named_parameters() if not p.requires_grad}
+    assert frozen == {k for k, p in ref.named_parameters() if not p.requires_grad}
+    tops = {t for group in FREEZE_GROUPS[:frozen_stages + 1] for t in group}
+    assert frozen == {k for k, _ in ours.named_parameters() if k.split('.')[0] in tops}
+    ours.train()
+    for name, m in ours.named_modules():
+        if isinstance(m, _BatchNorm):
+            assert m.training == (name.split('.')[0] not in tops), name
+
+
+def test_frozen_stages_paper_new_stream_frozen_with_its_stage():
+    net = HRNet(extra=TINY, fusion_mode='paper', frozen_stages=2)
+    new = _paper_new_stream_keys(net)
+    params = dict(net.named_parameters())
+    assert all(not params[k].requires_grad for k in new if k in params and k.startswith('stage2'))
+    assert all(params[k].requires_grad for k in new if k in params and k.startswith('stage3'))
+
+
+def test_norm_eval_keeps_running_stats():
+    net = HRNet(extra=TINY, norm_eval=True)
+    net.train()
+    assert all(not m.training for m in net.modules() if isinstance(m, _BatchNorm))
+    before = copy.deepcopy(_bn_stats(net))
+    net(torch.randn(2, 3, 32, 32))
+    after = _bn_stats(net)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_zero_init_residual_really_zeroes():
+    net = HRNet(extra=TINY, zero_init_residual=True)
+    net.init_weights()
+    lasts = {k: v for k, v in net.state_dict().items()
+             if re.search(r'(layer1\.\d+\.bn3|branches\.\d+\.\d+\.bn2)\.weight$', k)}
+    # 1 Bottleneck + (2 + 2*3 + 2*4) BasicBlocks
+    assert len(lasts) == 1 + 2 + 6 + 8
+    assert all(torch.count_nonzero(v) == 0 for v in lasts.values())
+    assert all(torch.count_nonzero(v) > 0 for k, v in net.state_dict().items()
+               if k.endswith('bn1.weight'))
+    # mmseg's flag is dead code (it checks `not hasattr(self, 'init_cfg')`, always False).
+    ref = MMSegHRNet(copy.deepcopy(TINY), zero_init_residual=True)
+    ref.init_weights()
+    assert torch.count_nonzero(ref.layer1[0].bn3.weight) > 0
+
+
+def test_zero_init_residual_leaves_pretrained_weights(tmp_path):
+    src = _randomize(HRNet(extra=TINY))
+    path = tmp_path / 'backbone.pth'
+    torch.save(src.state_dict(), path)
+    net = HRNet(extra=TINY, zero_init_residual=True,
+                init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    net.init_weights()
+    assert torch.equal(net.layer1[0].bn3.weight, src.layer1[0].bn3.weight)
+
+
+def _train_step_peak_bytes(net: HRNet, x: torch.Tensor) -> int:
+    """Peak of (allocated - freed) CPU tensor bytes over one forward + backward, from torch's
+    profiler memory events."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        sum(o.float().mean() for o in net(x)).backward()
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == '[memory]' and e.device_type() == DeviceType.CPU)
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return peak
+
+
+def test_with_cp_lowers_peak_memory_same_step():
+    ref = HRNet(arch='w18_small').train()
+    cp = HRNet(arch='w18_small', with_cp=True).train()
+    cp.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 3, 128, 256)
+    peak_ref = _train_step_peak_bytes(ref, x)
+    peak_cp = _train_step_peak_bytes(cp, x)
+    print(f'w18_small train step 2x3x128x256: peak {peak_ref / 2**20:.1f} MiB, with_cp '
+          f'{peak_cp / 2**20:.1f} MiB')
+    assert peak_cp < 0.8 * peak_ref
+    # Same gradients and, unlike a naive checkpoint, the same BN running statistics.
+    for (k, a), b in zip(ref.named_parameters(), cp.parameters()):
+        assert (a.grad - b.grad).abs().max() <= 1e-4 * a.grad.abs().max() + 1e-8, k
+    assert _max_diff(list(_bn_stats(ref).values()), list(_bn_stats(cp).values())) <= TOL
+
+
+# ---------------------------------------------------------------- arguments and presets
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(arch='w64'), r"arch='w64'.*'w18_small', 'w18', 'w32', 'w40', 'w48'"),
+    (dict(fusion_mode='mixed'), r"fusion_mode='mixed'.*'official', 'paper'"),
+    (dict(upsample_mode='bicubic'), r"upsample_mode='bicubic'.*'bilinear', 'nearest'"),
+    (dict(fuse_order='sideways'), r"fuse_order='sideways'.*'conv_first', 'upsample_first'"),
+    (dict(new_branch='random'), r"new_branch='random'.*'from_lowest', 'from_all'"),
+    (dict(frozen_stages=5), r'frozen_stages=5.*-1, 0, 1, 2, 3, 4'),
+    (dict(upsample_mode='nearest', align_corners=True), r'align_corners=True'),
+    (dict(arch='w18', extra=TINY), r'arch=.*extra'),
+    (dict(extra={k: v for k, v in TINY.items() if k != 'stage4'}), r'stage4'),
+    (dict(extra=dict(TINY, stage3=dict(TINY['stage3'], num_blocks=(1, 1)))),
+     r'num_blocks.*num_branches=3'),
+])
+def test_bad_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        HRNet(**kwargs)
+
+
+@pytest.mark.parametrize('arch', list(ARCH_PRESETS))
+def test_preset_parameter_counts_equal_mmseg(arch):
+    ours = sum(p.numel() for p in HRNet(arch=arch).parameters())
+    ref = sum(p.numel() for p in MMSegHRNet(arch_to_extra(arch)).parameters())
+    print(f'{arch}: {ours / 1e6:.4f}M backbone parameters (mmseg {ref / 1e6:.4f}M)')
+    assert ours == ref
+
+
+def test_registered_and_built_from_mmseg_scope():
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    net = MODELS.build(dict(type='mmseg_hrplus.HRNet', arch='w18_small', fusion_mode='paper'))
+    assert isinstance(net, HRNet) and net.new_branch == 'from_all'
+
+
+# ---------------------------------------------------------------- representations
+
+
+def test_hrnet_v1_and_v2_heads():
+    """V1 = FCNHead on stream 0; V2 = FCNHead over all streams resized to 1/4 and concatenated."""
+    net = HRNet(extra=TINY).eval()
+    specs = net.out_specs
+    v1 = FCNHead(in_channels=specs[0].channels, in_index=0, channels=specs[0].channels,
+                 num_convs=1, kernel_size=1, concat_input=False, num_classes=5)
+    chans = [s.channels for s in specs]
+    v2 = FCNHead(in_channels=chans, in_index=(0, 1, 2, 3), input_transform='resize_concat',
+                 channels=sum(chans), num_convs=1, kernel_size=1, concat_input=False,
+                 num_classes=5)
+    check_in_channels('V1', v1.in_channels, v1.in_index, specs)
+    check_in_channels('V2', chans, list(v2.in_index), specs)
+    with torch.no_grad():
+        feats = net(torch.randn(1, 3, 64, 96))
+        assert v1.eval()(feats).shape == (1, 5, 16, 24)
+        assert v2.eval()(feats).shape == (1, 5, 16, 24)
+        assert v2._transform_inputs(feats).shape == (1, sum(chans), 16, 24)
