@@ -23,8 +23,11 @@ Fusion modes:
   ``stage{2,3}.{last}.fuse_layers.{new}``; the official ``transition{2,3}.{new}`` is absent.
 
 The two orders are equal in eval mode (1x1 conv, eval BN and the resampling are all linear and
-interpolation weights sum to one) and differ in training through the BN statistics (and FLOPs:
-the paper order convolves 4^k times more pixels). ``fuse_order`` and ``new_branch`` can be set on
+interpolation weights sum to one). In training they differ through the BN statistics when
+upsampling is bilinear (it smooths, so the BN after it sees a smaller variance); nearest
+upsampling by exactly 2**k replicates pixels and keeps mean and variance, so there the orders
+agree in training too. The paper order always costs more FLOPs (4^k times more pixels in the
+1x1 conv). ``fuse_order`` and ``new_branch`` can be set on
 their own; ``fusion_mode`` only supplies their defaults.
 
 Resampling: an upsampling path ends at the exact size of the stream it joins, so any input size
@@ -58,12 +61,13 @@ Example:
     >>> net = HRNet(arch='w18_small').eval()
     >>> [tuple(y.shape) for y in net(torch.rand(1, 3, 64, 128))]
     [(1, 18, 16, 32), (1, 36, 8, 16), (1, 72, 4, 8), (1, 144, 2, 4)]
-    >>> net.out_specs
-    (FeatureSpec(channels=18, stride=4), FeatureSpec(channels=36, stride=8), ...)
+    >>> [tuple(spec) for spec in net.out_specs]  # (channels, stride)
+    [(18, 4), (36, 8), (72, 16), (144, 32)]
 """
 from contextlib import contextmanager, nullcontext
 from functools import partial
-from typing import ContextManager, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import (ContextManager, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 import torch.nn as nn
@@ -386,7 +390,8 @@ class HRNet(BaseModule):
         frozen_stages: -1 freezes nothing; 0 the stem; k >= 1 also ``layer1``/``stage2..k``
             with the transition leaving each (``transition1..k``; paper new-stream rows sit in
             their stage), i.e. everything computing the inputs of stage k + 1. Max 4.
-        norm_eval: keep BN layers in eval mode while training (frozen statistics).
+        norm_eval: keep BN layers in eval mode while training (frozen statistics). mmdet's
+            HRNet defaults to True: set it explicitly when porting an mmdet config.
         with_cp: gradient checkpointing per residual block (less memory, one more forward).
             BN running statistics are updated once per step, as without it.
         zero_init_residual: after ``init_weights``, set the weight of the last norm of every
