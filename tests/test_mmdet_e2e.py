@@ -14,14 +14,17 @@ BASE_CONFIG = REPO_ROOT / 'configs' / 'mmdet' / 'faster-rcnn_hrnetv2p-w18_1x_coc
 MAX_ITERS = 60
 
 # A narrow HRNetV2p Faster R-CNN on our real W18 config: 1 block per branch, widths 8..64,
-# 32-channel pyramid, few samples; bilinear fusion since the frame is resized to 512x256.
+# 32-channel pyramid, few samples.
 NARROW_CONFIG = """
 _base_ = {base!r}
 data_root = {data_root!r}
 ann_file = {ann_file!r}
-scale = (512, 256)   # the shared frame is 256x128: objects at 2x
+# The shared frame is 256x128: objects at ~2x. Sides deliberately not multiples of 32 and no
+# padding: the bilinear HRNet and the neck work on any size.
+scale = (500, 250)
 
 model = dict(
+    data_preprocessor=dict(pad_size_divisor=1),
     backbone=dict(
         _delete_=True,
         type='mmseg_hrplus.HRNet',
@@ -149,3 +152,5 @@ def test_train_and_evaluate_on_real_frame(cityscapes_sample, tmp_path):
     with open(out_pkl, 'rb') as f:
         dets = pickle.load(f)
     assert len(dets) == 1 and 0 < len(dets[0]['pred_instances']['bboxes']) <= 100
+    # The network really ran on 250x500, unpadded (neither side a multiple of 32).
+    assert tuple(dets[0]['batch_input_shape']) == (250, 500)

@@ -139,3 +139,21 @@ def test_forward_errors():
         neck(_streams(CHANNELS[:3], 32, 32))
     with pytest.raises(ValueError, match=r'stream 0 is \(8, 32\): num_outs=5 pools it by 16'):
         neck(_streams(CHANNELS, 8, 32))
+
+
+def test_behind_our_bilinear_hrnet_on_sides_not_multiple_of_32():
+    from mmseg_hrplus.models.backbones.hrnet import HRNet
+    narrow = dict(
+        stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(1, ),
+                    num_channels=(8, )),
+        **{f'stage{s}': dict(num_modules=1, num_branches=s, block='BASIC', num_blocks=(1, ) * s,
+                             num_channels=tuple(CHANNELS[:s])) for s in (2, 3, 4)})
+    backbone = HRNet(extra=narrow, upsample_mode='bilinear').eval()
+    neck = HRNetV2pNeck(in_channels=CHANNELS, out_channels=16).eval()
+    assert [s.stride for s in neck.check_inputs(backbone.out_specs)] == [4, 8, 16, 32, 64]
+    with torch.no_grad():
+        feats = backbone(torch.randn(1, 3, 100, 150))    # streams 25x38, 13x19, 7x10, 4x5
+        outs = neck(feats)
+    assert [tuple(f.shape[2:]) for f in feats] == [(25, 38), (13, 19), (7, 10), (4, 5)]
+    assert [tuple(o.shape) for o in outs] == [(1, 16, 25 // 2**i, 38 // 2**i) for i in range(5)]
+    assert all(torch.isfinite(o).all() for o in outs)
