@@ -1,0 +1,215 @@
+"""mmseg_hrplus/checkpoint.py: a checkpoint that cannot be read gives an error naming the file,
+on every mmengine load path; mismatched keys are reported, and refused when strict."""
+import os
+import pickle
+import re
+import subprocess
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModel, BaseModule
+from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from mmseg_hrplus.checkpoint import (CheckpointError, UnsafeCheckpointError,
+                                    checkpoint_loader_is_ours, read_checkpoint)
+
+
+class Net(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(3, 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        return self.head(self.body(inputs))
+
+
+class PretrainedNet(BaseModule):
+    def __init__(self, checkpoint):
+        super().__init__(init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
+        self.body = nn.Linear(3, 4)
+
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory):
+    """One good checkpoint and every kind of damaged one, keyed by kind."""
+    root = tmp_path_factory.mktemp('ckpt')
+    good = root / 'good.pth'
+    torch.save({'state_dict': Net().state_dict(), 'meta': {'iter': 2}}, good)
+    data = good.read_bytes()
+    legacy = root / 'legacy.pth'
+    torch.save({'state_dict': Net().state_dict()}, legacy, _use_new_zipfile_serialization=False)
+    corrupted = bytearray(data)
+    start = data.index(b'data.pkl') + 60  # inside the pickle member of the zip
+    corrupted[start:start + 24] = bytes(24)
+    made = {
+        'good': data,
+        'truncated': data[:len(data) // 2],
+        'empty': b'',
+        'random bytes': os.urandom(4096),
+        'text': b'not a checkpoint\n' * 20,
+        'corrupted pickle': bytes(corrupted),
+        # cut inside a global's name: the torn name must not read as a request to run code
+        'truncated legacy format': legacy.read_bytes()[:legacy.read_bytes().index(b'_rebuild') + 6],
+        'truncated legacy data': legacy.read_bytes()[:-20],
+    }
+    paths = {}
+    for kind, content in made.items():
+        paths[kind] = root / (kind.replace(' ', '_') + '.pth')
+        paths[kind].write_bytes(content)
+    return paths
+
+
+def test_local_paths_go_through_our_loader():
+    assert checkpoint_loader_is_ours()
+    # and only local paths: the download schemes keep mmengine's loaders
+    assert CheckpointLoader._get_checkpoint_loader('https://x/y.pth').__name__ == 'load_from_http'
+
+
+def runner_load_from(path):
+    runner = Runner(model=Net(), work_dir=str(path.parent / 'runner'),
+                    experiment_name=f'load_from_{path.stem}_{os.getpid()}')
+    runner.load_checkpoint(str(path))
+
+
+def runner_resume(path):
+    runner = Runner(model=Net(), work_dir=str(path.parent / 'runner'),
+                    experiment_name=f'resume_{path.stem}_{os.getpid()}')
+    runner.resume(str(path))
+
+
+LOAD_PATHS = {
+    '_load_checkpoint': lambda p: _load_checkpoint(str(p), map_location='cpu'),
+    'load_checkpoint': lambda p: load_checkpoint(Net(), str(p), map_location='cpu'),
+    'CheckpointLoader (converters)': lambda p: CheckpointLoader.load_checkpoint(str(p)),
+    'Runner load_from': runner_load_from,
+    'Runner resume': runner_resume,
+    'init_cfg Pretrained': lambda p: PretrainedNet(str(p)).init_weights(),
+}
+DAMAGED = {
+    'truncated': r'\(\d+ bytes\): truncated, corrupted or not a PyTorch checkpoint \(RuntimeError: '
+                 r'PytorchStreamReader failed reading zip archive',
+    'empty': r': the file is empty \(0 bytes\)',
+    'random bytes': r'\(4096 bytes\): truncated, corrupted or not a PyTorch checkpoint',
+    'text': r'\(340 bytes\): truncated, corrupted or not a PyTorch checkpoint',
+    'corrupted pickle': r'truncated, corrupted or not a PyTorch checkpoint \(unpickling stopped',
+    'truncated legacy format': r'truncated, corrupted or not a PyTorch checkpoint '
+                               r'\(unpickling stopped at: unknown global torch\._utils\._rebu\)',
+    'truncated legacy data': r'truncated, corrupted or not a PyTorch checkpoint \(',
+}
+
+
+@pytest.mark.parametrize('load', list(LOAD_PATHS.values()), ids=list(LOAD_PATHS))
+@pytest.mark.parametrize('kind', list(DAMAGED))
+def test_damaged_checkpoint_error_names_the_file(files, kind, load):
+    path = files[kind]
+    with pytest.raises(CheckpointError) as info:
+        load(path)
+    message = str(info.value)
+    assert message.startswith(f'cannot read checkpoint {path}'), message
+    assert re.search(DAMAGED[kind], message), message
+    assert '\n' not in message and 'weights_only' not in message  # one line, no advice to unsafe
+    assert not isinstance(info.value, pickle.UnpicklingError)  # damaged, not a refusal
+    assert info.value.__context__ is None and info.value.__cause__ is None  # no raw trace
+
+
+@pytest.mark.parametrize('name', [name for name in LOAD_PATHS if name != 'Runner resume'])
+def test_good_checkpoint_loads_on_every_path(files, name):
+    # (resuming needs a whole training checkpoint: tests/tools/test_resume_exact.py)
+    LOAD_PATHS[name](files['good'])
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f'checkpoint not found: {tmp_path}/nope.pth'):
+        _load_checkpoint(str(tmp_path / 'nope.pth'))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without CUDA')
+def test_other_failures_keep_torchs_words_and_add_the_file(files):
+    with pytest.raises(CheckpointError, match=f'cannot read checkpoint {files["good"]}: '
+                       r'RuntimeError: Attempting to deserialize object on a CUDA device'):
+        read_checkpoint(str(files['good']), map_location='cuda')
+
+
+class RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}',)
+
+
+class Spawns:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return subprocess.Popen, (['touch', str(self.marker)],)
+
+
+class Evaluates:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return eval, (f"__import__('os').system('touch {self.marker}')",)
+
+
+@pytest.mark.parametrize('payload, name, zip_format', [
+    (RunsCode, 'posix.system', True), (RunsCode, 'posix.system', False),
+    (Spawns, 'subprocess.Popen', True), (Evaluates, 'builtins.eval', True)])
+def test_code_running_checkpoint_is_refused_by_name(tmp_path, payload, name, zip_format):
+    marker = tmp_path / 'marker'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'meta': payload(marker)}, path,
+               _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(UnsafeCheckpointError) as info:
+        _load_checkpoint(str(path), map_location='cpu')
+    assert str(info.value).startswith(
+        f'refused checkpoint {path}: the file asks to run code or to build an object outside '
+        f'the allow-list (unsupported global {name}); nothing from it was executed')
+    assert isinstance(info.value, pickle.UnpicklingError)  # what torch.load itself raises
+    assert not marker.exists()
+
+
+@pytest.fixture
+def mismatched(tmp_path):
+    """A checkpoint of Net without head.weight, with an extra key and a reshaped head.bias."""
+    state = Net().state_dict()
+    del state['head.weight']
+    state['extra.weight'] = torch.zeros(1)
+    state['head.bias'] = torch.zeros(5)
+    path = tmp_path / 'mismatched.pth'
+    torch.save({'state_dict': state}, path)
+    return path, state
+
+
+def test_mismatched_keys_are_reported(mismatched, capsys):
+    path, state = mismatched
+    model = Net()
+    load_checkpoint(model, str(path), map_location='cpu', strict=False)
+    log = capsys.readouterr().out
+    assert 'unexpected key in source state_dict: extra.weight' in log
+    assert 'missing keys in source state_dict: head.weight' in log
+    assert 'size mismatch for head.bias: copying a param with shape torch.Size([5])' in log
+    assert torch.equal(model.body.weight, state['body.weight'])  # what matches is loaded
+
+
+def test_mismatched_keys_through_runner_load_from_are_reported(mismatched, capsys):
+    path, _ = mismatched
+    runner_load_from(path)
+    log = capsys.readouterr().out
+    assert 'unexpected key in source state_dict: extra.weight' in log
+    assert 'missing keys in source state_dict: head.weight' in log
+
+
+def test_mismatched_keys_are_refused_when_strict(mismatched):
+    path, _ = mismatched
+    model = Net()
+    before = model.body.weight.detach().clone()
+    with pytest.raises(RuntimeError, match=r'(?s)unexpected key in source state_dict: '
+                       r'extra.weight.*missing keys in source state_dict: head.weight'):
+        load_checkpoint(model, str(path), map_location='cpu', strict=True)
+    assert model.body.weight.shape == before.shape
