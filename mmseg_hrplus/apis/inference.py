@@ -1,0 +1,90 @@
+"""Inference on whatever image a user has: grayscale, with alpha, any size, mixed sizes.
+
+mmseg's ``inference_model`` already copes with a grayscale array (the data preprocessor's
+3-element mean broadcasts the single channel) and with odd sizes (``mode='whole'`` runs the
+network on the image as it is; our backbones resize, not assume, between streams). It fails on:
+
+* a 4-channel (BGRA) array: a shape error in the normalisation;
+* a file path after any array: it rewrites ``model.cfg.test_pipeline[0]`` to
+  ``LoadImageFromNDArray`` in place, so the next call with a path raises ``KeyError: 'img'``;
+* a list of images of different sizes: they are stacked into one batch.
+
+:func:`segment_images` avoids the three: every input becomes a 3-channel BGR uint8 array
+(:func:`as_bgr_image`), the pipeline is built from a copy of the config, and images run one at
+a time. Its results equal ``inference_model``'s where that one works (same pipeline, same
+preprocessing; tested).
+"""
+import copy
+from pathlib import Path
+from typing import List, Sequence, Union
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.dataset import Compose
+
+ImageInput = Union[str, Path, np.ndarray]
+
+
+def as_bgr_image(img: ImageInput) -> np.ndarray:
+    """Read or convert ``img`` to a (H, W, 3) BGR array.
+
+    Args:
+        img: a file path (read in colour, so grayscale and RGBA files give 3 channels), or an
+            array of shape (H, W) or (H, W, 1) (grayscale, replicated to 3 channels),
+            (H, W, 3) (BGR, returned as is) or (H, W, 4) (BGRA, alpha dropped).
+
+    Returns:
+        (H, W, 3) array of ``img``'s dtype (uint8 for files).
+
+    Raises:
+        ValueError: an array of another shape, naming the shape and the accepted ones.
+        FileNotFoundError: a path that is not a file.
+    """
+    if isinstance(img, (str, Path)):
+        if not Path(img).is_file():
+            raise FileNotFoundError(f'image not found: {img}')
+        return mmcv.imread(str(img), flag='color')
+    if not isinstance(img, np.ndarray):
+        raise ValueError(f'img must be a file path or a numpy array, got {type(img).__name__}')
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[2] not in (1, 3, 4) or min(img.shape[:2]) < 1:
+        raise ValueError(f'img has shape {img.shape}; expected (H, W), (H, W, 1), (H, W, 3) '
+                         'or (H, W, 4) with H, W >= 1')
+    if img.shape[2] == 1:
+        return np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img[..., :3])
+
+
+def _array_pipeline(model: torch.nn.Module) -> Compose:
+    """The model's test pipeline without annotations, reading an array (config untouched)."""
+    steps = [step for step in copy.deepcopy(list(model.cfg.test_pipeline))
+             if step.get('type') != 'LoadAnnotations']
+    steps[0]['type'] = 'LoadImageFromNDArray'
+    return Compose(steps)
+
+
+def segment_images(model: torch.nn.Module, imgs: Union[ImageInput, Sequence[ImageInput]]):
+    """Segment one image or a list of images of any size and channel layout.
+
+    Args:
+        model: a segmentor from ``mmseg.apis.init_model`` (it carries ``model.cfg``).
+        imgs: one image or a list; each as accepted by :func:`as_bgr_image`.
+
+    Returns:
+        One ``SegDataSample`` (``pred_sem_seg`` of shape (1, H, W) and ``seg_logits`` of shape
+        (num_classes, H, W), at the input's own size), or a list of them for a list input.
+    """
+    is_batch = isinstance(imgs, (list, tuple))
+    pipeline = _array_pipeline(model)
+    results: List = []
+    for img in (imgs if is_batch else [imgs]):
+        data = pipeline(dict(img=as_bgr_image(img)))
+        batch = dict(inputs=[data['inputs']], data_samples=[data['data_samples']])
+        with torch.no_grad():
+            results += model.test_step(batch)
+    return results if is_batch else results[0]
+
+
+__all__ = ['as_bgr_image', 'segment_images']
