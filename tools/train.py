@@ -15,6 +15,7 @@ from mmengine.logging import print_log
 
 import mmseg_hrplus  # noqa: F401  (safe checkpoint loading, CPU DDP, our components)
 from mmseg_hrplus.apis.runner import build_runner, load_config
+from mmseg_hrplus.engine import add_training_hooks
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,6 +52,7 @@ def enable_amp(cfg) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    add_training_hooks(cfg)  # stop at a NaN loss; per-iteration seeds for exact resume
     if args.amp:
         enable_amp(cfg)
     if args.resume is not None:
