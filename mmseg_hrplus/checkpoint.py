@@ -48,6 +48,10 @@ class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
 # "Unsupported global: GLOBAL posix.system was not an allowed global by default" and
 # "Trying to load unsupported GLOBAL posix.system whose module posix is blocked".
 _GLOBAL_RE = re.compile(r'GLOBAL ([\w.]+)')
+# Other refusals of the weights-only unpickler that mean "asks to call or build something not
+# allowed", and the refusal of compat's guarded getattr.
+_REFUSAL_MARKERS = ('Trying to call reduce', 'Can only create new object',
+                    'Can only build Tensor', 'checkpoint asks for')
 # Words of torch's RuntimeErrors for a torn file (zip reader, legacy storage reader).
 _DAMAGE_MARKERS = ('PytorchStreamReader', 'zip archive', 'central directory', 'invalid header',
                    'unexpected EOF', 'might be corrupted')
@@ -110,7 +114,7 @@ def explain_load_error(path: str, err: BaseException) -> CheckpointError:
         detail = _weights_only_detail(message)
         named = _GLOBAL_RE.search(detail)
         name, exists = _resolve_global(named.group(1)) if named else ('', False)
-        if exists or 'checkpoint asks for' in detail or 'reduce' in detail:
+        if exists or any(marker in detail for marker in _REFUSAL_MARKERS):
             what = f'unsupported global {name}' if named else detail
             return UnsafeCheckpointError(
                 f'refused checkpoint {path}: the file asks to run code or to build an object '

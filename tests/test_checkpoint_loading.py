@@ -213,3 +213,19 @@ def test_mismatched_keys_are_refused_when_strict(mismatched):
                        r'extra.weight.*missing keys in source state_dict: head.weight'):
         load_checkpoint(model, str(path), map_location='cpu', strict=True)
     assert model.body.weight.shape == before.shape
+
+
+class ReachesForGetattr:
+    def __reduce__(self):
+        from mmengine.logging import HistoryBuffer
+        return getattr, (HistoryBuffer, '__init__')
+
+
+def test_getattr_beyond_history_buffer_statistics_is_refused(tmp_path):
+    path = tmp_path / 'getattr.pth'
+    torch.save({'meta': ReachesForGetattr()}, path)
+    with pytest.raises(UnsafeCheckpointError, match=re.escape(
+            f'refused checkpoint {path}: the file asks to run code or to build an object outside '
+            "the allow-list (checkpoint asks for getattr(<class 'mmengine.logging.history_buffer"
+            ".HistoryBuffer'>, '__init__')")):
+        _load_checkpoint(str(path), map_location='cpu')
