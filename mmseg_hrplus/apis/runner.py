@@ -13,6 +13,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..compat import setup_distributed
+from ..models.utils.contract import check_model_contract
 
 SUPPORTED_SCOPES = ('mmseg', 'mmdet')
 
@@ -48,8 +49,16 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
 
 
 def build_runner(cfg: Config) -> Runner:
-    """mmengine's Runner, or the config's ``runner_type`` from its scope's RUNNERS registry."""
+    """mmengine's Runner, or the config's ``runner_type`` from its scope's RUNNERS registry.
+
+    The built model is checked against its backbone's declared outputs
+    (:func:`~mmseg_hrplus.models.utils.contract.check_model_contract`): a head or neck whose
+    ``in_channels``/``in_index`` do not fit raises ``ValueError`` here, before any data is read.
+    """
     if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    runners = import_module(f'{config_scope(cfg)}.registry').RUNNERS
-    return runners.build(cfg)
+        runner = Runner.from_cfg(cfg)
+    else:
+        runners = import_module(f'{config_scope(cfg)}.registry').RUNNERS
+        runner = runners.build(cfg)
+    check_model_contract(runner.model)
+    return runner

@@ -173,7 +173,7 @@ class ASPPHead(BaseDecodeHead):
                 FCBranch(self.in_channels, branch_channels, self.out_channels, d, dropout_ratio,
                          conv_cfg=conv_cfg, act_cfg=act_cfg) for d in dilations)
 
-    def check_input_specs(self, specs: Sequence[FeatureSpec]) -> Tuple[FeatureSpec, ...]:
+    def check_inputs(self, specs: Sequence[FeatureSpec]) -> Tuple[FeatureSpec, ...]:
         """Check ``in_channels``/``in_index`` against a backbone's ``out_specs``.
 
         Returns:

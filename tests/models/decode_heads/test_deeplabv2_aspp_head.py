@@ -118,12 +118,12 @@ def test_sampler_and_align_corners():
     assert torch.allclose(pred, expected)
 
 
-def test_check_input_specs_against_backbone():
+def test_check_inputs_against_backbone():
     backbone = DilatedResNet(depth=50, base_channels=16, stem_channels=16)
     head = ASPPHead(in_channels=512, in_index=3, num_classes=3)
-    assert head.check_input_specs(backbone.out_specs)[0].stride == 8
+    assert head.check_inputs(backbone.out_specs)[0].stride == 8
     with pytest.raises(ValueError, match='ASPPHead: in_channels=.2048.'):
-        ASPPHead(in_channels=2048, num_classes=3).check_input_specs(backbone.out_specs)
+        ASPPHead(in_channels=2048, num_classes=3).check_inputs(backbone.out_specs)
 
 
 @pytest.mark.parametrize('kwargs, pattern', [
