@@ -82,6 +82,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
 from mmseg_hrplus.models.utils.feature_spec import FeatureSpec
+from mmseg_hrplus.models.utils.freezing import freeze, keep_norm_eval
 from mmseg_hrplus.registry import MODELS
 
 ConfigType = Dict
@@ -321,10 +322,16 @@ class HRFusion(nn.ModuleList):
                     term = self._resize(path(x), xs[i].shape[2:], j - i)
                 else:
                     term = path(x)
+                # In-place sums only touch tensors made here (conv/BN/resize outputs, whose
+                # backward does not read them); float addition commutes, so `term += y`
+                # is bit-identical to `y + term` and saves allocating the 1/4-res sum.
                 if y is None:
                     y, owned = term, path is not None
                 elif owned:
                     y += term
+                elif path is not None:
+                    term += y
+                    y, owned = term, True
                 else:
                     y, owned = y + term, True
             outs.append(F.relu(y, inplace=owned))
@@ -566,10 +573,7 @@ class HRNet(BaseModule):
 
     def _freeze_stages(self) -> None:
         for group in self._freeze_groups()[:self.frozen_stages + 1]:
-            for m in group:
-                m.eval()
-                for p in m.parameters():
-                    p.requires_grad = False
+            freeze(group)
 
     def residual_blocks(self) -> Iterator[Union[BasicBlock, Bottleneck]]:
         """Every residual block (``layer1`` and all branches)."""
@@ -604,7 +608,5 @@ class HRNet(BaseModule):
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            keep_norm_eval(self)
         return self

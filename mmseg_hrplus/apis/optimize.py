@@ -1,0 +1,292 @@
+"""Exact inference-time rewrites of a built segmentor: BN folding, channels_last, and the
+HRNetV2 head factorisation.
+
+Everything here is **inference-only**: a folded BatchNorm no longer normalises with batch
+statistics, so training the returned model would train a different network. The rewrites
+change the outputs only by float rounding (a few 1e-7 relative on HRNet-W48).
+
+* **BN folding**: an eval-mode BatchNorm ``y = (x - mean) / sqrt(var + eps) * gamma + beta``
+  that directly follows a convolution is merged into it: ``W' = W * s`` (per output channel),
+  ``b' = (b - mean) * s + beta`` with ``s = gamma / sqrt(var + eps)``; the BN is replaced by
+  ``nn.Identity``. "Directly follows" is read from the module structure, in the three forms
+  OpenMMLab models use: consecutive children of an ``nn.Sequential`` (conv, BN), an mmcv
+  ``ConvModule`` whose order starts ``('conv', 'norm', ...)``, and the ``conv{k}`` /
+  ``norm{k}_name`` pairs of ResNet-style blocks and stems (mmseg's BasicBlock and Bottleneck,
+  our HRNet and DilatedResNet stems), whose forward always applies ``norm{k}`` right after
+  ``conv{k}``. A BN that follows anything else (e.g. BiSeNetV2's BN after global pooling) is
+  left as it is.
+* **channels_last**: 4-D parameters and the backbone input in NHWC order, which oneDNN (CPU)
+  and cuDNN (tensor cores) run faster.
+* **head factorisation** (mmseg ``FCNHead`` with ``input_transform='resize_concat'``, 1x1
+  first conv, e.g. the HRNetV2 head): ``conv1x1(concat(resize(x_0), ..., resize(x_n)))`` equals
+  ``sum_j resize(conv1x1_j(x_j))`` because a 1x1 conv mixes channels pixel by pixel and
+  bilinear resizing is linear per channel with weights summing to one (so the bias is added
+  once). The per-stream convs then run at each stream's own resolution.
+"""
+import copy
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmseg.models.decode_heads import FCNHead
+from mmseg.models.utils import resize
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+
+FACTORIZE_HEAD_CHOICES = (True, False, 'auto')
+#: What ``factorize_head='auto'`` resolves to. The factorised head computes fewer FLOPs but
+#: resizes ``len(in_index) - 1`` maps of ``channels`` channels instead of the narrow inputs;
+#: ``tools/benchmark.py`` measured it slower on CPU for HRNetV2-W48 (see the README table),
+#: so 'auto' keeps the concat form until a measurement says otherwise.
+AUTO_FACTORIZE_HEAD = False
+
+
+def fold_bn_into_conv(conv: nn.Conv2d, bn: _BatchNorm) -> None:
+    """Merge an eval-mode ``bn`` applied to ``conv``'s output into ``conv`` (in place).
+
+    ``conv`` gets a bias if it had none. The arithmetic is done in float64, then cast back to
+    the parameter dtype.
+
+    Raises:
+        ValueError: if ``bn`` normalises with batch statistics (``track_running_stats=False``)
+            or its channels differ from ``conv.out_channels``.
+    """
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError(f'cannot fold {type(bn).__name__} without running statistics '
+                         f'(track_running_stats=False): it normalises with batch statistics')
+    if bn.num_features != conv.out_channels:
+        raise ValueError(f'cannot fold a BN of {bn.num_features} channels into a conv with '
+                         f'out_channels={conv.out_channels}')
+    weight = conv.weight
+    dtype = weight.dtype
+    with torch.no_grad():
+        scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight.double()
+        bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+        bias = (bias - bn.running_mean.double()) * scale
+        if bn.bias is not None:
+            bias = bias + bn.bias.double()
+        shape = (-1, ) + (1, ) * (weight.dim() - 1)
+        new_weight = (weight.double() * scale.reshape(shape)).to(dtype)
+        # Keep the memory format of the weight (channels_last may already be set).
+        weight.copy_(new_weight)
+        if conv.bias is None:
+            conv.bias = nn.Parameter(bias.to(dtype=dtype, device=weight.device),
+                                     requires_grad=weight.requires_grad)
+        else:
+            conv.bias.copy_(bias.to(dtype))
+
+
+def _is_foldable(conv: nn.Module, norm: nn.Module) -> bool:
+    # ConvTranspose has its output channels on dim 1: not handled (not used by our models).
+    return (isinstance(conv, nn.Conv2d) and type(conv).forward is nn.Conv2d.forward
+            and isinstance(norm, _BatchNorm) and norm.track_running_stats
+            and norm.running_var is not None)
+
+
+def _conv_norm_pairs(root: nn.Module) -> Iterator[Tuple[nn.Module, nn.Module, str]]:
+    """(parent, conv, name of the norm child in parent) for every conv -> BN adjacency."""
+    for parent in root.modules():
+        if isinstance(parent, nn.Sequential):
+            children = list(parent.named_children())
+            for (_, conv), (name, norm) in zip(children, children[1:]):
+                if _is_foldable(conv, norm):
+                    yield parent, conv, name
+        # mmcv ConvModule: conv, then norm when the order says so.
+        order = getattr(parent, 'order', None)
+        norm_name = getattr(parent, 'norm_name', None)
+        if (isinstance(order, tuple) and order[:2] == ('conv', 'norm') and norm_name
+                and getattr(parent, 'with_norm', False)):
+            conv, norm = getattr(parent, 'conv', None), getattr(parent, norm_name, None)
+            if _is_foldable(conv, norm):
+                yield parent, conv, norm_name
+        # ResNet-style blocks and stems: conv{k} followed by the norm named by norm{k}_name.
+        for k in range(1, 10):
+            name = getattr(parent, f'norm{k}_name', None)
+            if not isinstance(name, str):
+                continue
+            conv, norm = getattr(parent, f'conv{k}', None), getattr(parent, name, None)
+            if _is_foldable(conv, norm):
+                yield parent, conv, name
+
+
+def fold_batchnorms(model: nn.Module) -> int:
+    """Fold every eval-mode BN that directly follows a conv in ``model`` (see the module notes)
+    into that conv and replace it by ``nn.Identity``. Returns the number folded."""
+    pairs = list(_conv_norm_pairs(model))
+    seen = set()
+    for parent, conv, norm_name in pairs:
+        norm = getattr(parent, norm_name)
+        if id(norm) in seen or not isinstance(norm, _BatchNorm):
+            continue
+        seen.add(id(norm))
+        fold_bn_into_conv(conv, norm)
+        setattr(parent, norm_name, nn.Identity())
+    return len(seen)
+
+
+class ResizeSumConv1x1(nn.Module):
+    """``sum_j resize(conv_j(x_j), size of x_0)`` for a list of streams: the factorised form of
+    a 1x1 conv applied to the resized and concatenated streams.
+
+    Args:
+        conv: the 1x1 conv (stride 1, groups 1) over the concatenated channels.
+        align_corners: of the bilinear resize (the head's ``align_corners``).
+        in_channels: channels of each stream, in concatenation order. ``None``: read from the
+            first input (mmseg's heads keep only the sum); the per-stream convs are made then.
+
+    Shapes: input a list of ``(N, in_channels[j], H_j, W_j)``; output
+    ``(N, conv.out_channels, H_0, W_0)``.
+    """
+
+    def __init__(self, conv: nn.Conv2d, align_corners: bool,
+                 in_channels: Optional[Sequence[int]] = None) -> None:
+        super().__init__()
+        self.align_corners = align_corners
+        self.conv: Optional[nn.Conv2d] = conv
+        self.convs = nn.ModuleList()
+        self.in_channels: Optional[Tuple[int, ...]] = None
+        if in_channels is not None:
+            self._split(in_channels)
+
+    def _split(self, in_channels: Sequence[int]) -> None:
+        conv = self.conv
+        if sum(in_channels) != conv.in_channels:
+            raise ValueError(f'in_channels={list(in_channels)} sum to {sum(in_channels)}, '
+                             f'the conv has in_channels={conv.in_channels}')
+        weights = torch.split(conv.weight.detach(), list(in_channels), dim=1)
+        fmt = (torch.channels_last
+               if conv.weight.is_contiguous(memory_format=torch.channels_last)
+               and not conv.weight.is_contiguous() else torch.contiguous_format)
+        for j, (c, w) in enumerate(zip(in_channels, weights)):
+            part = nn.Conv2d(c, conv.out_channels, 1, bias=j == 0 and conv.bias is not None)
+            part = part.to(device=w.device, dtype=w.dtype, memory_format=fmt)
+            part.requires_grad_(conv.weight.requires_grad)
+            with torch.no_grad():
+                part.weight.copy_(w)
+                if part.bias is not None:
+                    part.bias.copy_(conv.bias)
+            self.convs.append(part)
+        self.in_channels = tuple(in_channels)
+        self.conv = None
+
+    def forward(self, xs: List[Tensor]) -> Tensor:
+        channels = tuple(x.shape[1] for x in xs)
+        if self.in_channels is None:
+            self._split(channels)
+        elif channels != self.in_channels:
+            raise ValueError(f'ResizeSumConv1x1 was split for streams of {self.in_channels} '
+                             f'channels, got {channels}')
+        size = xs[0].shape[2:]
+        y = self.convs[0](xs[0])
+        for conv, x in zip(self.convs[1:], xs[1:]):
+            term = conv(x)
+            if term.shape[2:] != size:
+                term = resize(term, size=size, mode='bilinear',
+                              align_corners=self.align_corners, warning=False)
+            y += term
+        return y
+
+
+class FactorizedFCNHead(FCNHead):
+    """mmseg's ``FCNHead`` whose ``resize_concat`` inputs reach the first conv as a list: the
+    first conv is a :class:`ResizeSumConv1x1`. Made by :func:`factorize_fcn_head` only."""
+
+    def _transform_inputs(self, inputs: List[Tensor]) -> List[Tensor]:
+        return [inputs[i] for i in self.in_index]
+
+
+def can_factorize_head(head: nn.Module) -> bool:
+    """True for an mmseg ``FCNHead`` (exactly that class) with ``input_transform=
+    'resize_concat'``, at least one conv, a 1x1 stride-1 ungrouped first conv and
+    ``concat_input=False``."""
+    if type(head) is not FCNHead or head.input_transform != 'resize_concat':
+        return False
+    if head.num_convs < 1 or head.concat_input:
+        return False
+    conv = head.convs[0].conv
+    return (type(conv) is nn.Conv2d and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
+            and conv.groups == 1 and conv.padding == (0, 0))
+
+
+def factorize_fcn_head(head: FCNHead,
+                       in_channels: Optional[Sequence[int]] = None) -> FactorizedFCNHead:
+    """Turn ``head`` (see :func:`can_factorize_head`) into a :class:`FactorizedFCNHead`, in
+    place; its outputs are unchanged up to float rounding. ``in_channels``: the channels of
+    the selected streams, if known (else read at the first forward)."""
+    if not can_factorize_head(head):
+        raise ValueError(f'factorize_head needs an mmseg FCNHead with input_transform='
+                         f'\'resize_concat\', a 1x1 first conv and concat_input=False, got '
+                         f'{type(head).__name__} with input_transform='
+                         f'{getattr(head, "input_transform", None)!r}')
+    first = head.convs[0]
+    first.conv = ResizeSumConv1x1(first.conv, head.align_corners, in_channels)
+    head.__class__ = FactorizedFCNHead
+    return head
+
+
+def _to_channels_last(module: nn.Module, args: tuple) -> tuple:
+    x = args[0]
+    if isinstance(x, Tensor) and x.dim() == 4:
+        return (x.contiguous(memory_format=torch.channels_last), ) + tuple(args[1:])
+    return args
+
+
+def optimize_for_inference(model: nn.Module,
+                           channels_last: bool = True,
+                           fold_bn: bool = True,
+                           factorize_head: Union[bool, str] = 'auto',
+                           inplace: bool = False) -> nn.Module:
+    """An inference-only copy of a segmentor with exact speed rewrites (see the module notes).
+
+    Works on any mmseg segmentor (``EncoderDecoder``) built from our backbones (HRNet,
+    BiSeNetV2, DilatedResNet), mmseg's, and any mmseg or mmseg_hrplus head.
+
+    Args:
+        model: the built model; its eval-mode behaviour is what is preserved.
+        channels_last: convert 4-D parameters to ``torch.channels_last`` and the backbone's
+            input with a forward pre-hook.
+        fold_bn: fold every BN that directly follows a conv into the conv.
+        factorize_head: True, False or 'auto' (:data:`AUTO_FACTORIZE_HEAD`): factorise a
+            ``resize_concat`` FCNHead (see :func:`can_factorize_head`; other heads are left
+            unchanged).
+        inplace: rewrite ``model`` itself instead of a deep copy.
+
+    Returns:
+        The rewritten model (a new object unless ``inplace``), in eval mode, with
+        ``requires_grad=False`` on every parameter. Do not train it.
+    """
+    if factorize_head not in FACTORIZE_HEAD_CHOICES or not isinstance(factorize_head,
+                                                                        (bool, str)):
+        raise ValueError(f'factorize_head={factorize_head!r} is not supported; allowed values: '
+                         f'True, False, \'auto\'')
+    if factorize_head == 'auto':
+        factorize_head = AUTO_FACTORIZE_HEAD
+    if not inplace:
+        model = copy.deepcopy(model)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if fold_bn:
+        fold_batchnorms(model)
+    if factorize_head:
+        specs = getattr(getattr(model, 'backbone', None), 'out_specs', None)
+        for head in _decode_heads(model):
+            if can_factorize_head(head):
+                channels = None
+                if specs is not None and getattr(model, 'neck', None) is None:
+                    channels = [specs[i].channels for i in head.in_index]
+                factorize_fcn_head(head, channels)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        backbone: Optional[nn.Module] = getattr(model, 'backbone', None)
+        (backbone or model).register_forward_pre_hook(_to_channels_last)
+    return model
+
+
+def _decode_heads(model: nn.Module) -> List[nn.Module]:
+    heads = getattr(model, 'decode_head', None)
+    if heads is None:
+        return []
+    return list(heads) if isinstance(heads, nn.ModuleList) else [heads]

@@ -1,0 +1,158 @@
+"""optimize_for_inference: BN folding, channels_last and the HRNetV2 head factorisation keep the
+logits of HRNet+FCN, BiSeNetV2+BGA and DilatedResNet+ASPP (small models, small inputs)."""
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.config import ConfigDict
+from mmengine.registry import init_default_scope
+from mmseg.models.decode_heads import FCNHead
+from mmseg.registry import MODELS
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmseg_hrplus.apis import optimize_for_inference
+from mmseg_hrplus.apis.optimize import (
+    FactorizedFCNHead,
+    can_factorize_head,
+    fold_batchnorms,
+    fold_bn_into_conv,
+)
+
+torch.set_num_threads(1)
+PREPROCESSOR = dict(type='SegDataPreProcessor', mean=[0.0] * 3, std=[1.0] * 3)
+HRNET_W18S_WIDTHS = [18, 36, 72, 144]
+
+
+def _randomize_bn(model: nn.Module) -> None:
+    """Non-trivial BN parameters and statistics, so that folding has something to fold."""
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, _BatchNorm):
+                c = m.num_features
+                m.weight.copy_(0.5 + torch.rand(c, generator=gen))
+                m.bias.copy_(0.1 * torch.randn(c, generator=gen))
+                m.running_mean.copy_(0.1 * torch.randn(c, generator=gen))
+                m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=gen))
+
+
+def _build(backbone: dict, decode_head: dict) -> nn.Module:
+    init_default_scope('mmseg')
+    model = MODELS.build(dict(type='EncoderDecoder', data_preprocessor=PREPROCESSOR,
+                              backbone=backbone, decode_head=decode_head,
+                              test_cfg=ConfigDict(mode='whole')))
+    model.init_weights()
+    _randomize_bn(model)
+    return model.eval()
+
+
+def hrnet_fcn() -> nn.Module:
+    return _build(
+        dict(type='mmseg_hrplus.HRNet', arch='w18_small'),
+        dict(type='FCNHead', in_channels=HRNET_W18S_WIDTHS, in_index=(0, 1, 2, 3),
+             channels=sum(HRNET_W18S_WIDTHS), input_transform='resize_concat', kernel_size=1,
+             num_convs=1, concat_input=False, dropout_ratio=-1, num_classes=19,
+             align_corners=False))
+
+
+def bisenetv2_bga() -> nn.Module:
+    return _build(
+        dict(type='mmseg_hrplus.BiSeNetV2', arch='base'),
+        dict(type='mmseg_hrplus.BGAHead', in_channels=(128, 128), in_index=(0, 1),
+             bga_channels=128, stride_ratio=4, channels=64, num_classes=19,
+             align_corners=False))
+
+
+def resnet_aspp() -> nn.Module:
+    return _build(
+        dict(type='mmseg_hrplus.DilatedResNet', depth=50, base_channels=8, stem_channels=16,
+             output_stride=8, out_indices=(3, )),
+        dict(type='mmseg_hrplus.ASPPHead', in_channels=256, in_index=0, num_classes=19,
+             dilations=(2, 4)))
+
+
+def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(x, mode='tensor')
+
+
+def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize('factory,size,left', [
+    (hrnet_fcn, (64, 128), set()),
+    (hrnet_fcn, (70, 130), set()),  # odd stream sizes (18x33 ... 3x5)
+    (bisenetv2_bga, (64, 128), {'backbone.context.gap_norm'}),  # BN after pooling: kept
+    (resnet_aspp, (48, 64), set()),
+])
+def test_logits_unchanged_and_bn_folded(factory, size, left):
+    model = factory()
+    x = torch.randn(1, 3, *size)
+    expected = _logits(model, x)
+    num_bn = sum(isinstance(m, _BatchNorm) for m in model.modules())
+    fast = optimize_for_inference(model)
+    got = _logits(fast, x)
+    assert got.shape == expected.shape
+    assert _relative_error(got, expected) < 1e-4
+    remaining = {name for name, m in fast.named_modules() if isinstance(m, _BatchNorm)}
+    assert remaining == left
+    # the input model is untouched (a copy is returned)
+    assert sum(isinstance(m, _BatchNorm) for m in model.modules()) == num_bn
+    assert torch.equal(_logits(model, x), expected)
+    convs = [m for m in fast.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(
+        c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    assert not any(p.requires_grad for p in fast.parameters())
+    assert not fast.training
+
+
+def test_head_factorisation_equals_concat_form():
+    model = hrnet_fcn()
+    x = torch.randn(2, 3, 70, 130)
+    concat = optimize_for_inference(model, channels_last=False, factorize_head=False)
+    factorized = optimize_for_inference(model, channels_last=False, factorize_head=True)
+    assert type(concat.decode_head) is FCNHead
+    assert type(factorized.decode_head) is FactorizedFCNHead
+    a, b = _logits(concat, x), _logits(factorized, x)
+    assert _relative_error(b, a) < 1e-5
+    # without BN folding the head's BN stays after the factorised sum: still equal
+    unfolded = optimize_for_inference(model, channels_last=False, fold_bn=False,
+                                      factorize_head=True)
+    assert _relative_error(_logits(unfolded, x), a) < 1e-5
+    # the predict path (resize to the image, argmax) works on the factorised head
+    preds = factorized.predict(x)
+    assert preds[0].pred_sem_seg.data.shape == (1, 70, 130)
+
+
+def test_head_factorisation_only_for_resize_concat_fcn():
+    model = bisenetv2_bga()
+    assert not can_factorize_head(model.decode_head)
+    fast = optimize_for_inference(model, factorize_head=True)  # other heads are left alone
+    assert type(fast.decode_head) is type(model.decode_head)
+
+
+def test_inplace_and_bad_argument():
+    model = hrnet_fcn()
+    with pytest.raises(ValueError, match=r"factorize_head='yes' is not supported; allowed "
+                                         r"values: True, False, 'auto'"):
+        optimize_for_inference(model, factorize_head='yes')
+    same = optimize_for_inference(model, inplace=True)
+    assert same is model
+    assert not any(isinstance(m, _BatchNorm) for m in model.modules())
+
+
+def test_fold_bn_into_conv_math():
+    conv = nn.Conv2d(3, 4, 3, padding=1, bias=True)
+    bn = nn.BatchNorm2d(4).eval()
+    _randomize_bn(bn)
+    x = torch.randn(2, 3, 9, 11)
+    with torch.no_grad():
+        expected = bn(conv(x))
+        fold_bn_into_conv(conv, bn)
+        assert (conv(x) - expected).abs().max() < 1e-5
+    with pytest.raises(ValueError, match='without running statistics'):
+        fold_bn_into_conv(conv, nn.BatchNorm2d(4, track_running_stats=False))
+    # a BN that does not follow a conv is not folded
+    seq = nn.Sequential(nn.ReLU(), nn.BatchNorm2d(3), nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3))
+    assert fold_batchnorms(seq.eval()) == 1
+    assert isinstance(seq[1], nn.BatchNorm2d) and isinstance(seq[3], nn.Identity)
