@@ -63,9 +63,11 @@ def check_decode_head(head: BaseDecodeHead, specs: Sequence[FeatureSpec]) -> Non
         check_in_channels(owner, head.in_channels, head.in_index, specs)
         return
     indices = list(head.in_index)
-    zeros = [0] * len(indices)
     # Index range first (the channel check below is a sum, which cannot say which is wrong).
-    check_in_channels(owner, zeros, indices, [FeatureSpec(0, s.stride) for s in specs])
+    for idx in indices:
+        if not -len(specs) <= idx < len(specs):
+            raise ValueError(f'{owner}: in_index {idx} is out of range for a backbone with '
+                             f'{len(specs)} outputs {spec_summary(specs)}')
     got = [specs[i].channels for i in indices]
     if sum(got) != head.in_channels:
         raise ValueError(
