@@ -1,0 +1,258 @@
+"""Every config in configs/ (except _base_) builds in its own scope, trains one step and predicts.
+
+Configs are found at collection time, so a new config is covered without touching this file.
+Each one is checked twice:
+
+* at full width, built on the ``meta`` device (no memory, no time): the neck and heads fit the
+  backbone's declared outputs (``check_model_contract``), so a config whose ``in_channels`` are
+  wrong fails here even though narrowing would have recomputed them;
+* narrowed (a tiny backbone of the same type and modes, heads recomputed from its
+  ``out_specs``, SyncBN -> BN, 64x128 inputs): one training step through the data
+  preprocessor (finite losses, a gradient on every trainable parameter) and one predict
+  (segmentation at the input size; boxes inside the image).
+
+Narrowing keeps a config's structure (backbone type and its mode arguments, head types,
+``in_index``, ``input_transform``, auxiliary heads, losses) and only shrinks widths and depths.
+"""
+import copy
+import math
+from importlib import import_module
+from pathlib import Path
+from typing import Any, List, Sequence
+
+import pytest
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import DefaultScope
+
+from mmseg_hrplus.models.utils import check_model_contract
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_ROOT = REPO_ROOT / 'configs'
+
+#: Train and predict size: sides divisible by 32 (mmdet's nearest-upsampling HRNet needs it).
+INPUT_HW = (64, 128)
+NUM_DET_OBJECTS = 3
+
+# Four streams like W18 (stride 4..32), one block per branch, widths 4..32.
+TINY_HRNET = dict(
+    stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(1, ),
+                num_channels=(8, )),
+    stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(1, 1),
+                num_channels=(4, 8)),
+    stage3=dict(num_modules=1, num_branches=3, block='BASIC', num_blocks=(1, 1, 1),
+                num_channels=(4, 8, 16)),
+    stage4=dict(num_modules=1, num_branches=4, block='BASIC', num_blocks=(1, 1, 1, 1),
+                num_channels=(4, 8, 16, 32)))
+# Per backbone type: arguments replacing the width/depth ones (mode arguments are kept).
+BACKBONE_NARROWING = {
+    'HRNet': dict(arch=None, extra=TINY_HRNET),
+    'DilatedResNet': dict(depth=50, stem_channels=8, base_channels=4),
+    'BiSeNetV2': dict(detail_channels=(8, 8, 16), detail_depths=(1, 1, 1),
+                      semantic_channels=(8, 8, 16, 16), semantic_depths=(1, 1, 1),
+                      expand_ratio=2),
+}
+HEAD_WIDTH = 16       # channels / bga_channels / branch_channels of every seg head
+DET_WIDTH = 32        # neck and RPN/RoI widths of detectors
+
+
+def all_configs() -> List[Path]:
+    """Every runnable config: ``configs/**/*.py`` except the ``_base_`` fragments."""
+    return sorted(p for p in CONFIG_ROOT.rglob('*.py')
+                  if '_base_' not in p.relative_to(CONFIG_ROOT).parts)
+
+
+def config_id(path: Path) -> str:
+    return str(path.relative_to(CONFIG_ROOT))
+
+
+def registry(scope: str):
+    """The MODELS registry of a config's ``default_scope`` ('mmseg' or 'mmdet')."""
+    return import_module(f'{scope}.registry').MODELS
+
+
+def build_model(cfg: Config) -> torch.nn.Module:
+    """Build ``cfg.model`` in the config's own scope (restoring the previous default scope)."""
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        return registry(cfg.default_scope).build(cfg.model)
+
+
+def _short_type(type_name: str) -> str:
+    return type_name.split('.')[-1]
+
+
+def _replace_syncbn(node: Any) -> Any:
+    """SyncBN needs a process group; BN is the same layer on one process."""
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+        for value in node.values():
+            _replace_syncbn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _replace_syncbn(value)
+    return node
+
+
+def _head_cfgs(model_cfg: ConfigDict) -> List[ConfigDict]:
+    heads = []
+    for key in ('decode_head', 'auxiliary_head'):
+        head = model_cfg.get(key)
+        if head is None:
+            continue
+        heads += list(head) if isinstance(head, (list, tuple)) else [head]
+    return heads
+
+
+def _channels_at(specs: Sequence, in_index) -> Any:
+    if isinstance(in_index, int):
+        return specs[in_index].channels
+    return [specs[i].channels for i in in_index]
+
+
+def narrow(cfg: Config) -> Config:
+    """A copy of ``cfg`` whose model trains and predicts at :data:`INPUT_HW` in a second.
+
+    No file is read or downloaded (backbone ``init_cfg`` dropped); SyncBN becomes BN.
+    """
+    cfg = copy.deepcopy(cfg)
+    model = _replace_syncbn(cfg.model)
+    backbone = model.backbone
+    backbone.init_cfg = None
+    model.pop('pretrained', None)
+    for key, value in BACKBONE_NARROWING.get(_short_type(backbone.type), {}).items():
+        if value is None:
+            backbone.pop(key, None)
+        else:
+            backbone[key] = value
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        specs = registry(cfg.default_scope).build(backbone).out_specs
+
+    if cfg.default_scope == 'mmdet':
+        neck = model.neck
+        neck.in_channels = [s.channels for s in specs[:len(neck.in_channels)]]
+        neck.out_channels = DET_WIDTH
+        model.rpn_head.update(in_channels=DET_WIDTH, feat_channels=DET_WIDTH)
+        model.roi_head.bbox_roi_extractor.out_channels = DET_WIDTH
+        model.roi_head.bbox_head.update(in_channels=DET_WIDTH, fc_out_channels=2 * DET_WIDTH)
+        return cfg
+
+    model.data_preprocessor.size = INPUT_HW
+    model.test_cfg = dict(mode='whole')
+    for head in _head_cfgs(model):
+        head.in_channels = _channels_at(specs, head.in_index)
+        for key in ('channels', 'bga_channels'):
+            if key in head:
+                head[key] = HEAD_WIDTH
+        if head.get('branch_channels') is not None:
+            head.branch_channels = HEAD_WIDTH
+    return cfg
+
+
+def seg_batch(num_classes: int, batch: int = 2) -> dict:
+    """Random uint8 images and labels (with some ignore pixels) as a dataloader yields them."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    h, w = INPUT_HW
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 256, (3, h, w), dtype=torch.uint8))
+        label = torch.randint(0, num_classes, (1, h, w))
+        label[:, :4] = 255
+        sample = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w)))
+        sample.gt_sem_seg = PixelData(data=label)
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def det_batch(num_classes: int, batch: int = 2) -> dict:
+    """Random images with a few random boxes each."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    h, w = INPUT_HW
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 256, (3, h, w), dtype=torch.uint8))
+        xy = torch.rand(NUM_DET_OBJECTS, 2) * torch.tensor([w * 0.6, h * 0.6])
+        wh = torch.rand(NUM_DET_OBJECTS, 2) * torch.tensor([w * 0.3, h * 0.3]) + 8
+        sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
+                                             scale_factor=(1.0, 1.0)))
+        sample.gt_instances = InstanceData(
+            bboxes=torch.cat([xy, xy + wh], dim=1),
+            labels=torch.randint(0, num_classes, (NUM_DET_OBJECTS, )))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one OpenMP thread is faster than two on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+CONFIGS = all_configs()
+
+
+def test_configs_are_found():
+    names = {config_id(p) for p in CONFIGS}
+    # The tree's families; any new config is picked up by the parametrisation below.
+    for family in ('hrnet/', 'deeplabv2/', 'bisenetv2/', 'mmdet/', 'mix/', 'quickstart/'):
+        assert any(n.startswith(family) for n in names), family
+    assert not any('_base_' in n for n in names)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=config_id)
+def test_config_builds_trains_and_predicts(path):
+    cfg = Config.fromfile(str(path))
+    scope = cfg.get('default_scope')
+    assert scope in ('mmseg', 'mmdet'), f'{config_id(path)}: default_scope={scope!r}'
+
+    full = copy.deepcopy(cfg)
+    full.model.backbone.init_cfg = None
+    with torch.device('meta'):
+        check_model_contract(build_model(full))
+
+    cfg = narrow(cfg)
+    model = build_model(cfg)
+    model.init_weights()
+    is_det = scope == 'mmdet'
+    if is_det:
+        num_classes = cfg.model.roi_head.bbox_head.num_classes
+        batch = det_batch(num_classes)
+    else:
+        num_classes = model.decode_head.num_classes
+        batch = seg_batch(num_classes)
+    check_model_contract(model)
+
+    model.train()
+    data = model.data_preprocessor(batch, True)
+    losses = model(**data, mode='loss')
+    loss, log_vars = model.parse_losses(losses)
+    bad = {k: v for k, v in log_vars.items() if 'loss' in k and not math.isfinite(v)}
+    assert not bad, f'non-finite losses {bad}'
+    loss.backward()
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable
+    no_grad = [n for n, p in trainable if p.grad is None]
+    assert not no_grad, f'{len(no_grad)} trainable parameters got no gradient: {no_grad[:5]}'
+    assert all(torch.isfinite(p.grad).all() for _, p in trainable)
+    assert sum(p.grad.abs().sum().item() for _, p in trainable) > 0
+
+    model.eval()
+    h, w = INPUT_HW
+    batch = det_batch(num_classes, batch=1) if is_det else seg_batch(num_classes, batch=1)
+    with torch.no_grad():
+        data = model.data_preprocessor(batch, False)
+        (result, ) = model(**data, mode='predict')
+    if is_det:
+        boxes = result.pred_instances.bboxes
+        assert boxes.ndim == 2 and boxes.shape[1] == 4
+        assert bool((boxes[:, 0::2] >= 0).all() and (boxes[:, 0::2] <= w).all())
+        assert bool((boxes[:, 1::2] >= 0).all() and (boxes[:, 1::2] <= h).all())
+        assert bool((result.pred_instances.labels < num_classes).all())
+    else:
+        assert tuple(result.pred_sem_seg.data.shape) == (1, h, w)
+        assert tuple(result.seg_logits.data.shape) == (model.decode_head.out_channels, h, w)
