@@ -300,7 +300,10 @@ class HRFusion(nn.ModuleList):
         """Upsample ``x`` by ``2**hops`` to exactly ``size`` (see the module notes)."""
         if self.upsample_mode == 'bilinear':
             doubled = [n * 2**hops for n in x.shape[2:]]
-            if doubled != list(size):  # odd stream sizes: mmseg's two steps, for its numbers
+            # Odd stream sizes: mmseg's two steps, for its numbers. A trace (ONNX export) would
+            # freeze this size test at the example input, so it always takes both steps; the
+            # second is then an exact identity whenever the sizes already agree.
+            if torch.jit.is_tracing() or doubled != list(size):
                 x = resize(x, size=doubled, mode='bilinear', align_corners=self.align_corners,
                            warning=False)
         return resize(x, size=size, mode=self.upsample_mode, align_corners=self.align_corners,
