@@ -14,9 +14,10 @@ Two things mmengine 0.10.7 does not handle by itself:
    BN; :func:`setup_distributed` starts the gloo process group that mmengine's ``init_dist``
    cannot start without CUDA.
 """
+import contextlib
 import os
 import pickle
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Iterator, List, Tuple
 
 import numpy as np
 import torch
@@ -141,7 +142,29 @@ def setup_distributed(cfg, launcher: str) -> None:
     os.environ.setdefault('LOCAL_RANK', str(dist.get_rank()))
 
 
+@contextlib.contextmanager
+def distributed_teardown() -> Iterator[None]:
+    """Run a training or test job, then close the process group, if any, before exit.
+
+    A gloo group left open when the interpreter exits can abort the process in C++ ("terminate
+    called without an active exception", SIGABRT) after the job itself succeeded, which torchrun
+    reports as a failure. After a successful job the ranks first wait for each other, so that
+    none tears the group down while another still uses it.
+    """
+    succeeded = False
+    try:
+        yield
+        succeeded = True
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            try:
+                if succeeded:  # after a failure another rank may never reach the barrier
+                    dist.barrier()
+            finally:
+                dist.destroy_process_group()
+
+
 register_safe_globals()
 
-__all__ = ['CPUDistributedDataParallel', 'HISTORY_BUFFER_METHODS', 'register_safe_globals',
-           'safe_checkpoint_globals', 'setup_distributed']
+__all__ = ['CPUDistributedDataParallel', 'HISTORY_BUFFER_METHODS', 'distributed_teardown',
+           'register_safe_globals', 'safe_checkpoint_globals', 'setup_distributed']

@@ -5,6 +5,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+from contextlib import nullcontext
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from torch.utils.data import Dataset
 
 from mmseg_hrplus.compat import (CPUDistributedDataParallel, _history_buffer_getattr,
-                                 safe_checkpoint_globals)
+                                 distributed_teardown, safe_checkpoint_globals)
 
 
 class ToyModel(BaseModel):
@@ -142,3 +143,19 @@ def test_cpu_wrapper_drops_device_ids_and_reverts_syncbn(single_process_gloo):
     out = wrapped(torch.randn(2, 3, 8, 8))
     out.sum().backward()
     assert out.shape == (2, 4, 6, 6)
+
+
+@pytest.mark.parametrize('fails', [False, True])
+def test_distributed_teardown_closes_the_group(tmp_path, fails):
+    import torch.distributed as dist
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/pg', rank=0, world_size=1)
+    try:
+        with pytest.raises(RuntimeError, match='job failed') if fails else nullcontext():
+            with distributed_teardown():
+                assert dist.is_initialized()
+                if fails:
+                    raise RuntimeError('job failed')
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

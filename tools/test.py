@@ -13,6 +13,7 @@ from mmengine.config import ConfigDict, DictAction
 
 import mmseg_hrplus  # noqa: F401  (safe checkpoint loading, CPU DDP, our components)
 from mmseg_hrplus.apis.runner import build_runner, config_scope, load_config
+from mmseg_hrplus.compat import distributed_teardown
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -24,6 +25,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                       'mmdet: .pkl file for raw detections')
     parser.add_argument('--show', action='store_true', help='show predictions in a window')
     parser.add_argument('--show-dir', help='directory for drawn predictions')
+    parser.add_argument('--show-interval', type=int, default=1,
+                        help='draw every N-th test batch (mmseg draws every 50th by default; '
+                             'here every batch, so --show-dir holds one image per input)')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per shown image')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -42,6 +46,8 @@ def enable_visualization(cfg, args, scope: str) -> None:
         raise ValueError("--show/--show-dir need default_hooks.visualization="
                          "dict(type='SegVisualizationHook' or 'DetVisualizationHook')")
     hook['draw'] = True
+    if scope == 'mmseg':
+        hook['interval'] = args.show_interval
     if args.show:
         hook['show'] = True
         hook['wait_time'] = args.wait_time
@@ -79,7 +85,8 @@ def main(argv=None) -> None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl file for MMDet configs, got {args.out}')
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    runner.test()
+    with distributed_teardown():
+        runner.test()
 
 
 if __name__ == '__main__':

@@ -15,6 +15,7 @@ from mmengine.logging import print_log
 
 import mmseg_hrplus  # noqa: F401  (safe checkpoint loading, CPU DDP, our components)
 from mmseg_hrplus.apis.runner import build_runner, load_config
+from mmseg_hrplus.compat import distributed_teardown
 from mmseg_hrplus.engine import add_training_hooks
 
 
@@ -60,7 +61,8 @@ def main(argv=None) -> None:
         if args.resume != 'auto':
             cfg.load_from = args.resume
     runner = build_runner(cfg)
-    runner.train()
+    with distributed_teardown():
+        runner.train()
 
 
 if __name__ == '__main__':
