@@ -23,9 +23,9 @@ from mmcv.cnn import (ConvModule, DepthwiseSeparableConvModule, build_activation
                       build_norm_layer)
 from mmengine.model import BaseModule
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmseg_hrplus.models.utils import FeatureSpec
+from mmseg_hrplus.models.utils.freezing import keep_norm_eval
 from mmseg_hrplus.registry import MODELS
 
 
@@ -344,7 +344,5 @@ class BiSeNetV2(BaseModule):
         """Set train/eval mode, keeping norm layers in eval mode when ``norm_eval``."""
         super().train(mode)
         if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
+            keep_norm_eval(self)
         return self

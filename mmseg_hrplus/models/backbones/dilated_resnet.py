@@ -15,12 +15,12 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
-from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 from mmseg.models.backbones.resnet import Bottleneck
 from mmseg.models.utils import ResLayer
 from torch import Tensor
 
 from mmseg_hrplus.models.utils.feature_spec import FeatureSpec
+from mmseg_hrplus.models.utils.freezing import freeze, keep_norm_eval
 from mmseg_hrplus.registry import MODELS
 
 # Bottleneck blocks per stage (res2..res5), He et al. 2016, Table 1.
@@ -267,10 +267,7 @@ class DilatedResNet(BaseModule):
         frozen = self._stem_modules() + [
             getattr(self, name) for name in self.res_layers[:self.frozen_stages]
         ]
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+        freeze(frozen)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Run the network.
@@ -300,7 +297,5 @@ class DilatedResNet(BaseModule):
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            keep_norm_eval(self)
         return self
