@@ -83,14 +83,15 @@ def render_scene(rng: np.random.Generator, height: int, width: int
             cy, r = horizon - int(rng.integers(4, horizon // 2 + 5)), int(rng.integers(6, 16))
             cv2.ellipse(tree, (x + w // 2, cy), (w // 2 + 2, r + 6), 0, 0, 360, 1, -1)
             cv2.rectangle(tree, (x + w // 2 - 1, cy), (x + w // 2 + 1, horizon), 1, -1)
-            _fill(img, label, (tree > 0) & (yy < horizon + 2), _jitter(rng, _BASE_COLOURS[VEGETATION], 25),
-                  VEGETATION)
+            colour = _jitter(rng, _BASE_COLOURS[VEGETATION], 25)
+            _fill(img, label, (tree > 0) & (yy < horizon + 2), colour, VEGETATION)
         x += w
 
     # poles on the sidewalk side
     for _ in range(int(rng.integers(1, 3))):
-        px = int(rng.choice([rng.integers(2, max(3, int(centre - half_bottom * 0.6))),
-                             rng.integers(min(width - 3, int(centre + half_bottom * 0.6)), width - 2)]))
+        left = rng.integers(2, max(3, int(centre - half_bottom * 0.6)))
+        right = rng.integers(min(width - 3, int(centre + half_bottom * 0.6)), width - 2)
+        px = int(rng.choice([left, right]))
         top = int(rng.integers(horizon // 4, horizon))
         pole = (xx >= px) & (xx < px + 2) & (yy >= top) & (yy < min(height, horizon + height // 4))
         _fill(img, label, pole, _jitter(rng, _BASE_COLOURS[POLE], 10), POLE)
