@@ -129,3 +129,16 @@ def test_backbones_without_declared_outputs_are_not_checked():
     model = _meta_model(cfg)
     assert not hasattr(model.backbone, 'out_specs')
     check_model_contract(model)
+
+
+def test_contract_hook_checks_under_plain_mmengine_runner(repo_root, tmp_path):
+    """mmseg's own tools build a plain Runner: the hook gives them the check at before_run."""
+    from mmengine.runner import Runner
+    cfg = _config(repo_root, 'hrnet/hrnet_w18_cityscapes.py')
+    cfg.model.backbone.init_cfg = None
+    cfg.model.decode_head.in_channels = [48, 96, 192, 384]
+    cfg.work_dir = str(tmp_path)
+    cfg.custom_hooks = [dict(type='ModelContractHook')]
+    runner = Runner.from_cfg(cfg)   # no check here: what mmseg's tools/train.py does
+    with pytest.raises(ValueError, match=r'^model\.decode_head: FCNHead: in_channels sum to 720'):
+        runner.call_hook('before_run')

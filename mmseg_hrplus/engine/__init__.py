@@ -1,7 +1,7 @@
 """Training safeguards for mmengine's Runner: hooks and the config helper that adds them."""
 from typing import List
 
-from .hooks import IterationSeedHook, NonFiniteLossHook
+from .hooks import IterationSeedHook, ModelContractHook, NonFiniteLossHook
 
 #: Hooks ``tools/train.py`` adds to every config that does not list them already.
 DEFAULT_TRAINING_HOOKS = ('NonFiniteLossHook', 'IterationSeedHook')
@@ -22,5 +22,5 @@ def add_training_hooks(cfg, names=DEFAULT_TRAINING_HOOKS) -> List[str]:
     return added
 
 
-__all__ = ['DEFAULT_TRAINING_HOOKS', 'IterationSeedHook', 'NonFiniteLossHook',
-           'add_training_hooks']
+__all__ = ['DEFAULT_TRAINING_HOOKS', 'IterationSeedHook', 'ModelContractHook',
+           'NonFiniteLossHook', 'add_training_hooks']
