@@ -83,7 +83,7 @@ fi
 
 log "mmengine, mmsegmentation, mmdet, test tools"
 "${PIP[@]}" install -q -c "$CONSTRAINTS" mmengine==0.10.7 mmsegmentation==1.2.2 mmdet==3.3.0 \
-    -r requirements/tests.txt ftfy regex
+    -r requirements/tests.txt -r requirements/onnx.txt ftfy regex
 log "mmseg_hrplus (editable)"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
 

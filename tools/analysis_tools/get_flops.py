@@ -1,0 +1,204 @@
+"""Parameters and FLOPs of a config's inference graph, counted with mmengine.
+
+The model is built from the config (``default_scope`` 'mmseg' or 'mmdet'), auxiliary heads are
+removed (they run in training only), SyncBN becomes BN, and mmengine's
+``get_model_complexity_info`` (a jit-trace based counter; one multiply-add counts as one FLOP,
+as in mmseg's and mmdet's get_flops tools) runs one forward in ``mode='tensor'`` on a random
+``1 x 3 x H x W`` input:
+
+* segmentors: backbone + decode head; the logits are counted at the head's resolution, the final
+  bilinear resize to the input is not (mmseg's tool does the same);
+* detectors: backbone + neck + RPN + RoI head on ``H x W`` (mmdet's ``_forward``).
+
+    python tools/analysis_tools/get_flops.py configs/hrnet_w48_cityscapes.py --shape 1024 2048
+    python tools/analysis_tools/get_flops.py --table     # our main configs next to the papers
+
+The papers' figures in :data:`REFERENCE_FIGURES` are quoted from the sources named there (also
+collected in the project's REFERENCE.md/STACK.md); they are not measured here.
+"""
+import argparse
+import glob
+import os.path as osp
+import sys
+from importlib import import_module
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SCOPES = ('mmseg', 'mmdet')
+
+
+class Reference(NamedTuple):
+    """Published figures for one of our configs, and where they come from."""
+
+    shape: Tuple[int, int]  # (H, W) the figures refer to; our count uses the same size
+    params_m: Optional[float]
+    gflops: Optional[str]
+    source: str
+
+
+#: config (relative to the repository) -> published figures. Sources: the HRNet paper (Wang et
+#: al., TPAMI 2020, Table 4: 747.3 GFLOPs) and the official HRNet-Semantic-Segmentation README
+#: (65.9M, 696.2 GFLOPs); the BiSeNetV2 paper (Yu et al., IJCV 2021: 21.15 GFLOPs at 512x1024);
+#: mmseg 1.2.2's models counted with mmengine on this project's stack (STACK.md). The DeepLabv2
+#: paper gives no parameter or FLOP count.
+REFERENCE_FIGURES: Dict[str, Reference] = {
+    'configs/hrnet_w48_cityscapes.py': Reference(
+        (1024, 2048), 65.9, '696.2 / 747.3',
+        'HRNet official README / HRNet paper Table 4; mmseg fcn_hr48: 65.8587M, 751 G'),
+    'configs/hrnet/hrnet_w48_paper_cityscapes.py': Reference(
+        (1024, 2048), 65.9, '696.2 / 747.3',
+        'same network as W48 in the HRNet paper (its fusion order, see the config)'),
+    'configs/hrnet/hrnet_w32_cityscapes.py': Reference(
+        (1024, 2048), None, None, 'no published figure'),
+    'configs/hrnet/hrnet_w18_cityscapes.py': Reference(
+        (1024, 2048), 9.6408, '149', 'mmseg fcn_hr18 counted with mmengine (STACK.md)'),
+    'configs/hrnet/hrnet_w18_small_cityscapes.py': Reference(
+        (1024, 2048), 3.9393, '78', 'mmseg fcn_hr18s counted with mmengine (STACK.md)'),
+    'configs/deeplabv2/deeplabv2_r101-d8_cityscapes-512x1024.py': Reference(
+        (1024, 2048), None, None, 'DeepLabv2 paper gives no count'),
+    'configs/bisenetv2/bisenetv2_cityscapes-1024x1024.py': Reference(
+        (512, 1024), 3.3589, '21.15',
+        'BiSeNetV2 paper (GFLOPs); params: mmseg bisenetv2 without aux (mmengine: 24.7 G)'),
+    'configs/bisenetv2/bisenetv2-large_cityscapes-1024x1024.py': Reference(
+        (512, 1024), None, None, 'no count in our reference notes'),
+}
+
+
+def table_configs() -> List[str]:
+    """The configs of ``--table``: the headline config, then hrnet, deeplabv2 (Cityscapes) and
+    bisenetv2, in file-name order (relative paths)."""
+    patterns = ['configs/hrnet/*.py', 'configs/deeplabv2/*cityscapes*.py',
+                'configs/bisenetv2/*.py']
+    found = ['configs/hrnet_w48_cityscapes.py']
+    for pattern in patterns:
+        found += sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, pattern)))
+    return found
+
+
+def build_inference_model(cfg: Config) -> torch.nn.Module:
+    """The config's model in eval mode, without auxiliary heads, SyncBN reverted to BN, no
+    pretrained weights loaded (counts do not depend on them)."""
+    scope = cfg.get('default_scope', 'mmseg')
+    if scope not in SCOPES:
+        raise ValueError(f'default_scope={scope!r} in the config; supported: {SCOPES}')
+    init_default_scope(scope)
+    models = import_module(f'{scope}.registry').MODELS
+    model = models.build(cfg.model)
+    if getattr(model, 'auxiliary_head', None) is not None:
+        model.auxiliary_head = None
+    return revert_sync_batchnorm(model).eval()
+
+
+class _TensorForward(torch.nn.Module):
+    """``model(img, data_samples, mode='tensor')`` with the data samples held fixed: the jit
+    tracer behind mmengine's counter accepts tensors only as inputs."""
+
+    def __init__(self, model: torch.nn.Module, data_samples: Optional[list]):
+        super().__init__()
+        self.model = model
+        self.data_samples = data_samples
+
+    def forward(self, img: torch.Tensor):
+        return self.model(img, self.data_samples, mode='tensor')
+
+
+def _counted_module(model: torch.nn.Module, scope: str,
+                    shape: Tuple[int, int]) -> torch.nn.Module:
+    """``model`` as a module of one image tensor (mmdet's forward also needs image metas)."""
+    data_samples = None
+    if scope == 'mmdet':
+        from mmdet.structures import DetDataSample
+        meta = dict(img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape,
+                    scale_factor=(1.0, 1.0))
+        data_samples = [DetDataSample(metainfo=meta)]
+    return _TensorForward(model, data_samples)
+
+
+def count(config: str, shape: Tuple[int, int],
+          cfg_options: Optional[dict] = None) -> Dict[str, float]:
+    """Count the inference graph of ``config`` on a ``1 x 3 x H x W`` input.
+
+    Args:
+        config: config file path.
+        shape: (H, W).
+        cfg_options: overrides merged into the config.
+
+    Returns:
+        ``dict(params=..., flops=...)``: parameters of the inference model (auxiliary heads
+        removed) and FLOPs (multiply-adds) of one forward, as counted by mmengine.
+    """
+    from mmengine.analysis import get_model_complexity_info
+
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f'shape={tuple(shape)} must be two positive ints (H, W)')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    model = build_inference_model(cfg)
+    counted = _counted_module(model, cfg.get('default_scope', 'mmseg'), tuple(shape))
+    with torch.no_grad():
+        info = get_model_complexity_info(counted, inputs=(torch.rand(1, 3, *shape), ),
+                                         show_table=False, show_arch=False)
+    return dict(params=float(info['params']), flops=float(info['flops']))
+
+
+def format_table(rows: Sequence[Tuple[str, Tuple[int, int], Dict[str, float], Reference]]
+                 ) -> str:
+    """Markdown table: config, input, our params/GFLOPs, the published ones and their source."""
+    lines = ['| config | input (HxW) | params (M) | GFLOPs | published params (M) | '
+             'published GFLOPs | source of the published figures |',
+             '|---|---|---|---|---|---|---|']
+    for config, shape, counts, ref in rows:
+        ref_params = '-' if ref.params_m is None else f'{ref.params_m:g}'
+        lines.append(f'| {config} | {shape[0]}x{shape[1]} | {counts["params"] / 1e6:.4f} | '
+                     f'{counts["flops"] / 1e9:.1f} | {ref_params} | {ref.gflops or "-"} | '
+                     f'{ref.source} |')
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', nargs='?', help='config file (not with --table)')
+    parser.add_argument('--shape', type=int, nargs='+', default=None,
+                        help='input H W (one value: square); default 1024 2048, or with '
+                             '--table the size of the published figures')
+    parser.add_argument('--table', action='store_true',
+                        help='print a markdown table of the main configs next to the papers')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='config overrides, key=value')
+    args = parser.parse_args(argv)
+    if args.shape is not None and len(args.shape) not in (1, 2):
+        parser.error(f'--shape takes H W or one size, got {args.shape}')
+    shape = None if args.shape is None else tuple(args.shape * (3 - len(args.shape)))[:2]
+
+    if args.table:
+        if args.config:
+            parser.error('give either a config or --table')
+        rows = []
+        for config in table_configs():
+            ref = REFERENCE_FIGURES.get(config, Reference((1024, 2048), None, None, '-'))
+            size = shape or ref.shape
+            rows.append((config, size, count(osp.join(REPO, config), size, args.cfg_options),
+                         ref))
+            print(f'counted {config}', file=sys.stderr, flush=True)
+        text = format_table(rows)
+    else:
+        if not args.config:
+            parser.error('a config is needed (or --table)')
+        size = shape or (1024, 2048)
+        counts = count(args.config, size, args.cfg_options)
+        text = (f'config: {args.config}\ninput: 1x3x{size[0]}x{size[1]}\n'
+                f'params: {counts["params"] / 1e6:.4f} M ({int(counts["params"])})\n'
+                f'FLOPs: {counts["flops"] / 1e9:.2f} G (mmengine, multiply-adds, auxiliary '
+                f'heads excluded)')
+    print(text)
+    return text
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,216 @@
+"""Export a segmentor of ours to ONNX (dynamic batch, height and width) and check it.
+
+The graph is the inference path of mmseg's ``EncoderDecoder``: backbone, [neck,] decode head,
+then a bilinear resize of the logits to the input size (what ``decode_head.predict`` does).
+Auxiliary heads are not part of it.
+
+    Input  ``input``:  (N, 3, H, W) float32, the image AFTER the config's data preprocessor
+                       (BGR->RGB when ``bgr_to_rgb``, minus ``mean``, divided by ``std``).
+    Output ``logits``: (N, num_classes, H, W) float32; ``argmax(1)`` gives the train ids.
+
+    python tools/deployment/export_onnx.py CONFIG CHECKPOINT out.onnx --shape 512 1024 --verify
+
+Exporter: torch's TorchScript-based exporter (``dynamo=False``), which needs only the
+``onnx`` package (``pip install -r requirements/onnx.txt``; onnxruntime for ``--verify``).
+
+Why a plain export can be wrong, and what keeps ours exact: the TorchScript exporter traces
+one forward pass, so every size that the Python code turns into a constant (``int(...)`` of a
+shape, an ``if`` on shapes) is frozen at the example input. mmseg's HRNet upsamples in its
+fusion with ``mmseg.models.utils.Upsample``, which computes ``int(h * scale)``: exported at one
+size and run at another, its fusion maps are resized to the example's sizes and back, the output
+keeps the right shape but wrong values (seen: 15-19 off on logits of magnitude ~800 for mmseg's
+fcn_hr18s exported at 128x128 and run at 128x256). Our HRNet takes every size from the tensors
+and, while tracing, always runs mmseg's two-step resize for odd stream sizes (the second step is
+an exact identity on even sizes), so one graph is exact at every size; ``--verify`` checks that
+on the export size and on a size that is not a multiple of 32.
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+Shape = Tuple[int, int]
+
+
+class SegmentorLogits(nn.Module):
+    """The inference graph of an mmseg ``EncoderDecoder``: image -> logits at the image size.
+
+    Args:
+        segmentor: an ``EncoderDecoder`` (ours or mmseg's parts).
+
+    Shape:
+        ``(N, 3, H, W)`` -> ``(N, num_classes, H, W)``.
+    """
+
+    def __init__(self, segmentor: nn.Module):
+        super().__init__()
+        self.segmentor = segmentor
+        self.align_corners = segmentor.decode_head.align_corners
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        logits = self.segmentor.decode_head(self.segmentor.extract_feat(img))
+        return F.interpolate(logits, size=img.shape[2:], mode='bilinear',
+                             align_corners=self.align_corners)
+
+
+def build_segmentor(config: str, checkpoint: Optional[str] = None,
+                    cfg_options: Optional[dict] = None) -> nn.Module:
+    """Build ``config``'s segmentor (eval mode, SyncBN as BN, no auxiliary heads) and load
+    ``checkpoint`` (strict: every inference weight must be present).
+
+    Raises:
+        ValueError: a config whose ``default_scope`` is not 'mmseg' (detectors are not
+            exported by this tool) or whose model has no ``decode_head``.
+    """
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope', 'mmseg')
+    if scope != 'mmseg':
+        raise ValueError(f"default_scope={scope!r}: export_onnx exports segmentors "
+                         f"(default_scope 'mmseg')")
+    init_default_scope('mmseg')
+    from mmseg.registry import MODELS
+
+    import mmseg_hrplus  # noqa: F401  (registers our components for configs without imports)
+    model = MODELS.build(cfg.model)  # no init_weights: nothing is downloaded or initialised
+    if not hasattr(model, 'decode_head'):
+        raise ValueError(f'{type(model).__name__} has no decode_head; an EncoderDecoder '
+                         'segmentor is needed')
+    if getattr(model, 'auxiliary_head', None) is not None:
+        model.auxiliary_head = None
+    if checkpoint is not None:
+        load_inference_weights(model, checkpoint)
+    return revert_sync_batchnorm(model).eval()
+
+
+def load_inference_weights(model: nn.Module, checkpoint: str) -> None:
+    """Load a (runner or plain) checkpoint into ``model``; auxiliary-head weights in the file
+    are ignored; any other missing, unexpected or differently shaped entry is an error.
+
+    Raises:
+        ValueError: naming the file and up to five of the keys that do not match.
+    """
+    from mmengine.runner import CheckpointLoader
+
+    state = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    state = state.get('state_dict', state)
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()
+             if not k.startswith(('auxiliary_head.', 'module.auxiliary_head.'))}
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [k for k in state if k in own and state[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        raise ValueError(f'{checkpoint} does not fit the config\'s model: missing keys '
+                         f'{missing[:5]} ({len(missing)}), unexpected keys {unexpected[:5]} '
+                         f'({len(unexpected)}), shape mismatches {mismatched[:5]} '
+                         f'({len(mismatched)})')
+    model.load_state_dict(state)
+
+
+def export_onnx(segmentor: nn.Module, out: str, shape: Shape = (512, 1024),
+                opset: int = 17) -> str:
+    """Trace ``segmentor``'s inference graph on a ``1 x 3 x H x W`` input and write ``out``.
+
+    Batch, height and width are dynamic axes of ``input`` and ``logits``. The written model is
+    validated with ``onnx.checker``.
+    """
+    import onnx
+
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f'shape={tuple(shape)} must be two positive ints (H, W)')
+    graph = SegmentorLogits(segmentor).eval()
+    example = torch.rand(1, 3, *shape)
+    axes = {0: 'batch', 2: 'height', 3: 'width'}
+    with torch.no_grad():
+        torch.onnx.export(graph, (example, ), out, dynamo=False, opset_version=opset,
+                          input_names=['input'], output_names=['logits'],
+                          dynamic_axes={'input': axes, 'logits': axes},
+                          do_constant_folding=True)
+    onnx.checker.check_model(onnx.load(out))
+    return out
+
+
+def verify_onnx(segmentor: nn.Module, onnx_path: str, shapes: Sequence[Shape],
+                seed: int = 0) -> List[dict]:
+    """Run ``onnx_path`` in onnxruntime (CPU) and the PyTorch graph on the same random inputs.
+
+    Returns:
+        One ``dict(shape=(H, W), max_abs_diff=..., max_abs_logit=...)`` per shape.
+    """
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
+    graph = SegmentorLogits(segmentor).eval()
+    generator = torch.Generator().manual_seed(seed)
+    report = []
+    for h, w in shapes:
+        img = torch.randn(1, 3, h, w, generator=generator)
+        with torch.no_grad():
+            ref = graph(img).numpy()
+        out = session.run(['logits'], {'input': img.numpy()})[0]
+        if out.shape != ref.shape:
+            raise AssertionError(f'onnxruntime gave logits of shape {out.shape} for a {h}x{w} '
+                                 f'input; PyTorch gives {ref.shape}')
+        report.append(dict(shape=(h, w), max_abs_diff=float(np.abs(out - ref).max()),
+                           max_abs_logit=float(np.abs(ref).max())))
+    return report
+
+
+def default_verify_shapes(shape: Shape) -> List[Shape]:
+    """The export size and one 8 rows / 4 columns larger: with a multiple-of-32 export size
+    that one is not, so the odd-stream-size resize path is checked too."""
+    return [tuple(shape), (shape[0] + 8, shape[1] + 4)]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint', help="a checkpoint file, or 'none' for random weights")
+    parser.add_argument('out', help='output .onnx file')
+    parser.add_argument('--shape', type=int, nargs=2, default=[512, 1024], metavar=('H', 'W'),
+                        help='example input size used for the trace (default 512 1024)')
+    parser.add_argument('--opset', type=int, default=17)
+    parser.add_argument('--verify', action='store_true',
+                        help='compare onnxruntime with PyTorch on the export size and on '
+                             'H+8 x W+4')
+    parser.add_argument('--atol', type=float, default=1e-4,
+                        help='--verify fails when max|onnx - torch| > atol + rtol * max|logit|')
+    parser.add_argument('--rtol', type=float, default=1e-5)
+    args = parser.parse_args(argv)
+
+    checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
+    segmentor = build_segmentor(args.config, checkpoint)
+    export_onnx(segmentor, args.out, tuple(args.shape), args.opset)
+    print(f'wrote {args.out} (opset {args.opset}, dynamic batch/height/width)')
+    if not args.verify:
+        return []
+    report = verify_onnx(segmentor, args.out, default_verify_shapes(tuple(args.shape)))
+    failed = False
+    for r in report:
+        bound = args.atol + args.rtol * r['max_abs_logit']
+        ok = r['max_abs_diff'] <= bound
+        failed |= not ok
+        print(f"{r['shape'][0]}x{r['shape'][1]}: max |onnxruntime - torch| = "
+              f"{r['max_abs_diff']:.3g} (max |logit| {r['max_abs_logit']:.3g}, bound "
+              f"{bound:.3g}) {'OK' if ok else 'FAILED'}")
+    if failed:
+        raise SystemExit('ONNX verification failed')
+    return report
+
+
+if __name__ == '__main__':
+    main()
