@@ -1,0 +1,103 @@
+"""tools/infer.py: a folder of images (one grayscale, odd sizes) -> label PNGs and overlays."""
+import sys
+from pathlib import Path
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / 'tools'))
+import infer  # noqa: E402
+
+NORM = dict(type='BN', requires_grad=True)
+PALETTE = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255]]
+CONFIG = dict(
+    default_scope='mmseg',
+    custom_imports=dict(imports=['mmseg_hrplus']),
+    model=dict(
+        type='EncoderDecoder',
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
+                               std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
+                               seg_pad_val=255),
+        backbone=dict(type='mmseg_hrplus.HRNet', norm_cfg=NORM, extra=dict(
+            stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(1, ),
+                        num_channels=(8, )),
+            stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(1, 1),
+                        num_channels=(4, 8)),
+            stage3=dict(num_modules=1, num_branches=3, block='BASIC', num_blocks=(1, 1, 1),
+                        num_channels=(4, 8, 16)),
+            stage4=dict(num_modules=1, num_branches=4, block='BASIC', num_blocks=(1, 1, 1, 1),
+                        num_channels=(4, 8, 16, 32)))),
+        decode_head=dict(type='FCNHead', in_channels=[4, 8, 16, 32], in_index=(0, 1, 2, 3),
+                         input_transform='resize_concat', channels=8, kernel_size=1,
+                         num_convs=1, concat_input=False, dropout_ratio=-1, num_classes=5,
+                         norm_cfg=NORM, align_corners=False),
+        test_cfg=dict(mode='whole')),
+    test_pipeline=[dict(type='LoadImageFromFile'), dict(type='PackSegInputs')])
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    """Config + checkpoint of a randomly initialised tiny HRNet (classifier weights scaled up
+    so several classes win somewhere), and a folder with a colour and a grayscale image."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    config = tmp_path / 'tiny.py'
+    Config(CONFIG).dump(str(config))
+    model = MODELS.build(CONFIG['model'])
+    model.init_weights()
+    torch.nn.init.normal_(model.decode_head.conv_seg.weight, std=10.0)
+    checkpoint = tmp_path / 'tiny.pth'
+    meta = dict(dataset_meta=dict(classes=[f'c{i}' for i in range(5)], palette=PALETTE))
+    torch.save(dict(meta=meta, state_dict=model.state_dict()), checkpoint)
+    images = tmp_path / 'images'
+    rng = np.random.RandomState(0)
+    mmcv.imwrite(rng.randint(0, 256, (40, 56, 3), dtype=np.uint8), str(images / 'colour.png'))
+    mmcv.imwrite(rng.randint(0, 256, (33, 47), dtype=np.uint8), str(images / 'sub' / 'gray.png'))
+    return config, checkpoint, images
+
+
+def test_folder_gives_labels_and_overlays(tiny_run, tmp_path, capsys):
+    config, checkpoint, images = tiny_run
+    out = tmp_path / 'out'
+    written = infer.main([str(config), str(checkpoint), str(images), '--out-dir', str(out),
+                          '--opacity', '0.5'])
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob('*.png')) == [
+        'labels/colour.png', 'labels/sub/gray.png', 'overlays/colour.png',
+        'overlays/sub/gray.png']
+    assert '2/2' in capsys.readouterr().out  # the progress bar
+    from mmseg.apis import inference_model, init_model
+    model = init_model(str(config), str(checkpoint), device='cpu')
+    for entry, shape in zip(written, [(40, 56), (33, 47)]):
+        labels = mmcv.imread(entry['label'], flag='unchanged')
+        assert labels.dtype == np.uint8 and labels.shape == shape
+        assert labels.max() < 5 and len(np.unique(labels)) > 1
+        # the labels are mmseg's own prediction for the file
+        expected = inference_model(model, entry['image']).pred_sem_seg.data[0].numpy()
+        np.testing.assert_array_equal(labels, expected)
+        # overlay = 0.5 image + 0.5 class colour, in the checkpoint's palette (RGB)
+        overlay = mmcv.imread(entry['overlay'], channel_order='rgb')
+        image = mmcv.imread(entry['image'], channel_order='rgb').astype(np.float64)
+        colours = np.array(PALETTE, dtype=np.float64)[labels]
+        assert overlay.shape == shape + (3, )
+        assert np.abs(overlay - (0.5 * image + 0.5 * colours)).max() <= 1.0
+
+
+def test_list_file_and_bad_inputs(tiny_run, tmp_path):
+    _, _, images = tiny_run
+    listing = images / 'list.txt'
+    listing.write_text('# two images\ncolour.png\n\n' + str(images / 'sub' / 'gray.png') + '\n')
+    assert infer.collect_inputs(str(listing)) == {'colour': images / 'colour.png',
+                                                  'gray': images / 'sub' / 'gray.png'}
+    listing.write_text('missing.png\n')
+    with pytest.raises(FileNotFoundError, match='list.txt lists missing.png, which is not a file'):
+        infer.collect_inputs(str(listing))
+    with pytest.raises(FileNotFoundError, match='is neither an image, a folder nor a list file'):
+        infer.collect_inputs(str(tmp_path / 'nothing'))
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(ValueError, match='holds no image'):
+        infer.collect_inputs(str(tmp_path / 'empty'))
