@@ -3,7 +3,8 @@
 The model is built from the config (``default_scope`` 'mmseg' or 'mmdet'), auxiliary heads are
 removed (they run in training only), SyncBN becomes BN, and mmengine's
 ``get_model_complexity_info`` (a jit-trace based counter; one multiply-add counts as one FLOP,
-as in mmseg's and mmdet's get_flops tools) runs one forward in ``mode='tensor'`` on a random
+as in mmseg's and mmdet's get_flops tools; BN, resizes, element-wise sums and pooling are
+not counted) runs one forward in ``mode='tensor'`` on a random
 ``1 x 3 x H x W`` input:
 
 * segmentors: backbone + decode head; the logits are counted at the head's resolution, the final
@@ -18,6 +19,7 @@ collected in the project's REFERENCE.md/STACK.md); they are not measured here.
 """
 import argparse
 import glob
+import logging
 import os.path as osp
 import sys
 from importlib import import_module
@@ -25,6 +27,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 
@@ -141,17 +144,24 @@ def count(config: str, shape: Tuple[int, int],
         cfg.merge_from_dict(cfg_options)
     model = build_inference_model(cfg)
     counted = _counted_module(model, cfg.get('default_scope', 'mmseg'), tuple(shape))
-    with torch.no_grad():
-        info = get_model_complexity_info(counted, inputs=(torch.rand(1, 3, *shape), ),
-                                         show_table=False, show_arch=False)
+    # mmengine warns about every op it does not count (BN, resizes, additions, ...): quiet
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with torch.no_grad():
+            info = get_model_complexity_info(counted, inputs=(torch.rand(1, 3, *shape), ),
+                                             show_table=False, show_arch=False)
+    finally:
+        logger.setLevel(level)
     return dict(params=float(info['params']), flops=float(info['flops']))
 
 
 def format_table(rows: Sequence[Tuple[str, Tuple[int, int], Dict[str, float], Reference]]
                  ) -> str:
-    """Markdown table: config, input, our params/GFLOPs, the published ones and their source."""
-    lines = ['| config | input (HxW) | params (M) | GFLOPs | published params (M) | '
-             'published GFLOPs | source of the published figures |',
+    """Markdown table: config, input, our params/GFLOPs, the reference ones and their source."""
+    lines = ['| config | input (HxW) | params (M) | GFLOPs | reference params (M) | '
+             'reference GFLOPs | source of the reference figures |',
              '|---|---|---|---|---|---|---|']
     for config, shape, counts, ref in rows:
         ref_params = '-' if ref.params_m is None else f'{ref.params_m:g}'

@@ -1,0 +1,61 @@
+"""model-index.yml and the metafiles (mim's format): every Import and Config exists, every
+config of the families has one entry, and the parameter counts are those of the built models."""
+import glob
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from mmengine.config import Config
+
+REPO = Path(__file__).resolve().parents[1]
+FAMILIES = ('hrnet', 'deeplabv2', 'bisenetv2', 'mmdet')
+
+
+def load_models():
+    index = yaml.safe_load((REPO / 'model-index.yml').read_text())
+    assert sorted(index) == ['Import']
+    models, collections = [], {}
+    for entry in index['Import']:
+        path = REPO / entry
+        assert path.is_file(), f'model-index.yml imports {entry}, which does not exist'
+        meta = yaml.safe_load(path.read_text())
+        for collection in meta['Collections']:
+            assert collection['Name'] not in collections, collection['Name']
+            assert {'Title', 'URL'} <= set(collection['Paper'])
+            assert (REPO / collection['README']).is_file()
+            collections[collection['Name']] = collection
+        models += meta['Models']
+    return models, collections
+
+
+MODELS, COLLECTIONS = load_models()
+
+
+def test_imports_cover_every_family_and_configs_exist():
+    index = yaml.safe_load((REPO / 'model-index.yml').read_text())
+    assert index['Import'] == [f'configs/{f}/metafile.yaml' for f in FAMILIES]
+    names = [m['Name'] for m in MODELS]
+    assert len(names) == len(set(names)), 'model names must be unique'
+    for model in MODELS:
+        assert (REPO / model['Config']).is_file(), f"{model['Name']}: {model['Config']} missing"
+        assert Path(model['Config']).stem == model['Name']
+        assert model['In Collection'] in COLLECTIONS
+        assert {'Training Data', 'Parameters (M)'} <= set(model['Metadata'])
+        assert 'Weights' not in model  # none are shipped
+    listed = {m['Config'] for m in MODELS}
+    expected = {'configs/hrnet_w48_cityscapes.py'} | {
+        str(Path(p).relative_to(REPO)) for f in FAMILIES
+        for p in glob.glob(str(REPO / 'configs' / f / '*.py'))}
+    assert listed == expected
+
+
+@pytest.mark.parametrize('model', MODELS, ids=[m['Name'] for m in MODELS])
+def test_parameter_counts_are_the_configs(model):
+    sys.path.insert(0, str(REPO / 'tools' / 'analysis_tools'))
+    import get_flops
+    with torch.device('meta'):  # shapes only: fast, no memory
+        built = get_flops.build_inference_model(Config.fromfile(str(REPO / model['Config'])))
+    count = sum(p.numel() for p in built.parameters())
+    assert model['Metadata']['Parameters (M)'] == round(count / 1e6, 4)
