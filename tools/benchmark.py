@@ -324,6 +324,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--factorize-head', choices=FACTORIZE_CHOICES, default='auto',
                         help="head factorisation of the optimised model; 'both' times the "
                         'two forms')
+    parser.add_argument('--skip-inference', action='store_true',
+                        help='only the training step (and --with-cp-memory)')
     parser.add_argument('--train-batch', type=int, default=2)
     parser.add_argument('--train-shape', type=int, nargs=2, default=[512, 512],
                         metavar=('H', 'W'))
@@ -356,6 +358,40 @@ def _fmt_row(name: str, section: dict) -> str:
     return row
 
 
+def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Module],
+                  device: str) -> dict:
+    """Time the inference variants (see the module notes); returns the report section."""
+    inputs = torch.randn(*args.shape, generator=torch.Generator().manual_seed(args.seed))
+    inputs = inputs.to(device)
+    models: Dict[str, nn.Module] = {'ours': ours}
+    if args.optimize:
+        forms = {'auto': ['auto'], 'on': [True], 'off': [False],
+                 'both': [False, True]}[args.factorize_head]
+        for form in forms:
+            name = 'ours_optimized' + ('_factorized' if form is True and
+                                       args.factorize_head == 'both' else '')
+            models[name] = optimize_for_inference(ours, factorize_head=form)
+    if ref is not None:
+        models['reference'] = ref
+        if args.optimize_reference:
+            models['reference_optimized'] = optimize_for_inference(ref, factorize_head=False)
+    fns = {name: infer_fn(m, inputs) for name, m in models.items()}
+    logits = {name: _logits(fn()).float() for name, fn in fns.items()}
+    times = interleaved_times(fns, args.repeats, device)
+    inference = summarise(times, 'reference' if ref is not None else None)
+    inference['shape'] = list(args.shape)
+    anchor = logits['reference'] if ref is not None else logits['ours']
+    inference['max_abs_diff'] = {
+        name: float((value - anchor).abs().max()) for name, value in logits.items()
+        if value is not anchor}
+    inference['logit_abs_max'] = float(anchor.abs().max())
+    print(f'inference {tuple(args.shape)} on {device}, {torch.get_num_threads()} threads, '
+          f'{args.repeats} interleaved rounds')
+    for name in times:
+        print(_fmt_row(name, inference))
+    return inference
+
+
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     if args.threads:
@@ -386,40 +422,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         ref.eval()
 
     # ---- inference
-    inputs = torch.randn(*args.shape, generator=torch.Generator().manual_seed(args.seed))
-    inputs = inputs.to(device)
     models: Dict[str, nn.Module] = {'ours': ours}
-    if args.optimize:
-        forms = {'auto': ['auto'], 'on': [True], 'off': [False],
-                 'both': [False, True]}[args.factorize_head]
-        for form in forms:
-            name = 'ours_optimized' + ('_factorized' if form is True and
-                                       args.factorize_head == 'both' else '')
-            models[name] = optimize_for_inference(ours, factorize_head=form)
     if ref is not None:
         models['reference'] = ref
-        if args.optimize_reference:
-            models['reference_optimized'] = optimize_for_inference(ref, factorize_head=False)
-    fns = {name: infer_fn(m, inputs) for name, m in models.items()}
-    logits = {name: _logits(fn()).float() for name, fn in fns.items()}
-    times = interleaved_times(fns, args.repeats, device)
     baseline = 'reference' if ref is not None else None
-    inference = summarise(times, baseline)
-    inference['shape'] = list(args.shape)
-    anchor = logits['reference'] if ref is not None else logits['ours']
-    inference['max_abs_diff'] = {
-        name: float((value - anchor).abs().max()) for name, value in logits.items()
-        if value is not anchor}
-    inference['logit_abs_max'] = float(anchor.abs().max())
-    report['inference'] = inference
-    report['peak_rss_mb_after_inference'] = peak_rss_mb()
-    del fns, logits
-    print(f'inference {tuple(args.shape)} on {device}, {torch.get_num_threads()} threads, '
-          f'{args.repeats} interleaved rounds')
-    for name in times:
-        print(_fmt_row(name, inference))
-    for name in [n for n in models if n not in ('ours', 'reference')]:
-        del models[name]
+    if not args.skip_inference:
+        report['inference'] = run_inference(args, ours, ref, device)
+        report['peak_rss_mb_after_inference'] = peak_rss_mb()
 
     # ---- one training step
     if args.train_repeats > 0:

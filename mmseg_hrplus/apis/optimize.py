@@ -34,11 +34,13 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 FACTORIZE_HEAD_CHOICES = (True, False, 'auto')
-#: What ``factorize_head='auto'`` resolves to. The factorised head computes fewer FLOPs but
-#: resizes ``len(in_index) - 1`` maps of ``channels`` channels instead of the narrow inputs;
-#: ``tools/benchmark.py`` measured it slower on CPU for HRNetV2-W48 (see the README table),
-#: so 'auto' keeps the concat form until a measurement says otherwise.
-AUTO_FACTORIZE_HEAD = False
+#: What ``factorize_head='auto'`` resolves to. The factorised head computes ~8x fewer
+#: multiply-adds in its first conv (HRNetV2-W48: 2.1 vs 17 GMAC at 1x3x512x1024) but resizes
+#: ``len(in_index) - 1`` maps of ``channels`` channels instead of the narrower inputs. With BN
+#: folded and channels_last, ``tools/benchmark.py --factorize-head both`` measured it faster
+#: on this project's 2-core AVX2 CPU (W48 whole model at 1x3x512x1024 and 1x3x128x256);
+#: ../shared/docs/STACK.md saw the opposite for mmseg's head without channels_last.
+AUTO_FACTORIZE_HEAD = True
 
 
 def fold_bn_into_conv(conv: nn.Conv2d, bn: _BatchNorm) -> None:

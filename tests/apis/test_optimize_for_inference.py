@@ -11,6 +11,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmseg_hrplus.apis import optimize_for_inference
 from mmseg_hrplus.apis.optimize import (
+    AUTO_FACTORIZE_HEAD,
     FactorizedFCNHead,
     can_factorize_head,
     fold_batchnorms,
@@ -119,6 +120,8 @@ def test_head_factorisation_equals_concat_form():
     unfolded = optimize_for_inference(model, channels_last=False, fold_bn=False,
                                       factorize_head=True)
     assert _relative_error(_logits(unfolded, x), a) < 1e-5
+    auto = optimize_for_inference(model, channels_last=False)
+    assert (type(auto.decode_head) is FactorizedFCNHead) == AUTO_FACTORIZE_HEAD
     # the predict path (resize to the image, argmax) works on the factorised head
     preds = factorized.predict(x)
     assert preds[0].pred_sem_seg.data.shape == (1, 70, 130)
