@@ -42,10 +42,13 @@ def test_series_and_png(scalars, tmp_path):
     assert np.ptp(img[..., :3]) > 0  # something was drawn
 
 
-def test_unknown_key_names_available_keys(scalars):
+def test_missing_keys(scalars, capsys):
     records = analyze_logs.load_scalars(scalars)
-    with pytest.raises(ValueError, match=r"key 'mIou' is in no record; keys in the file: "
-                                         r"\['aAcc', 'data_time', 'decode.loss_ce'"):
+    series = analyze_logs.extract_series(records, ['loss', 'mIou'])
+    assert list(series) == ['loss'] and len(series['loss'][0]) == 12
+    assert "key 'mIou' is in no record, not plotted" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"none of the keys \['mIou'\] is in any record; keys in "
+                                         r"the file: \['aAcc', 'data_time', 'decode.loss_ce'"):
         analyze_logs.extract_series(records, ['mIou'])
 
 

@@ -11,6 +11,7 @@ subplot of value against iteration.
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -42,10 +43,12 @@ def extract_series(records: Sequence[dict], keys: Sequence[str]) -> Dict[str, Se
     """For each key, the (iterations, values) of every record holding it, in file order.
 
     The x value is the record's ``iter`` (training lines) or else its ``step`` (validation
-    lines). Records holding a key but neither ``iter`` nor ``step`` are skipped.
+    lines). Records holding a key but neither ``iter`` nor ``step`` are skipped. A key found in
+    no record is left out with a note on stderr (e.g. ``mIoU`` of a run stopped before its
+    first validation).
 
     Raises:
-        ValueError: a key found in no record, naming it and the keys that exist.
+        ValueError: none of the keys is in any record, naming the keys that exist.
     """
     series: Dict[str, Series] = {}
     available = sorted({k for r in records for k in r if k not in ('iter', 'step')})
@@ -57,9 +60,13 @@ def extract_series(records: Sequence[dict], keys: Sequence[str]) -> Dict[str, Se
             if key in record and x is not None:
                 xs.append(int(x))
                 ys.append(float(record[key]))
-        if not xs:
-            raise ValueError(f'key {key!r} is in no record; keys in the file: {available}')
-        series[key] = (xs, ys)
+        if xs:
+            series[key] = (xs, ys)
+        else:
+            print(f'note: key {key!r} is in no record, not plotted', file=sys.stderr)
+    if not series:
+        raise ValueError(f'none of the keys {list(keys)} is in any record; keys in the file: '
+                         f'{available}')
     return series
 
 
