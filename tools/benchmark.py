@@ -31,6 +31,8 @@ Ratios > 1 mean ours is faster. Peak memory on CPU is RSS (``VmHWM``; ``ru_maxrs
 ``/proc`` is absent), on CUDA ``torch.cuda.max_memory_allocated``.
 """
 import argparse
+import ctypes
+import gc
 import json
 import os
 import platform
@@ -268,15 +270,26 @@ def _reset_rss_peak() -> bool:
         return False
 
 
+def _release_free_memory() -> None:
+    """Return freed heap memory to the OS (glibc ``malloc_trim``), so that the RSS before a
+    step is the live memory and the step's high-water mark is not hidden by reused pages."""
+    gc.collect()
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def memory_probe(config: str, with_cp: bool, batch: int, shape: Sequence[int],
                  device: str) -> dict:
     """Peak memory of one training step (the second: grads and momentum already exist) in
-    this process, MiB: ``peak - before``."""
+    this process, MiB: ``peak - before``, with freed heap pages returned to the OS first."""
     torch.manual_seed(0)
     model = build_model(config, device, with_cp=with_cp)
     inputs, samples = make_batch(model, (batch, 3, *shape), device)
     step = train_step_fn(model, inputs, samples, set_to_none=False)
     step()
+    _release_free_memory()
     if device.startswith('cuda'):
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated() / 2**20
@@ -321,6 +334,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--optimize-reference', action='store_true',
                         help='also time the reference through optimize_for_inference '
                         '(BN folding + channels_last, no head factorisation)')
+    parser.add_argument('--compile', action='store_true',
+                        help='also time ours through optimize_for_inference(compile=True) '
+                        '(inductor with freezing; the compile time is reported, not timed)')
     parser.add_argument('--factorize-head', choices=FACTORIZE_CHOICES, default='auto',
                         help="head factorisation of the optimised model; 'both' times the "
                         'two forms')
@@ -371,15 +387,22 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
             name = 'ours_optimized' + ('_factorized' if form is True and
                                        args.factorize_head == 'both' else '')
             models[name] = optimize_for_inference(ours, factorize_head=form)
+    if args.compile:
+        models['ours_optimized_compiled'] = optimize_for_inference(ours, compile=True)
     if ref is not None:
         models['reference'] = ref
         if args.optimize_reference:
             models['reference_optimized'] = optimize_for_inference(ref, factorize_head=False)
     fns = {name: infer_fn(m, inputs) for name, m in models.items()}
-    logits = {name: _logits(fn()).float() for name, fn in fns.items()}
+    logits, first_call_s = {}, {}
+    for name, fn in fns.items():  # the first call of a compiled model compiles it
+        start = time.perf_counter()
+        logits[name] = _logits(fn()).float()
+        first_call_s[name] = time.perf_counter() - start
     times = interleaved_times(fns, args.repeats, device)
     inference = summarise(times, 'reference' if ref is not None else None)
     inference['shape'] = list(args.shape)
+    inference['first_call_s'] = first_call_s
     anchor = logits['reference'] if ref is not None else logits['ours']
     inference['max_abs_diff'] = {
         name: float((value - anchor).abs().max()) for name, value in logits.items()

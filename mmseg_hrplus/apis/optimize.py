@@ -22,6 +22,10 @@ change the outputs only by float rounding (a few 1e-7 relative on HRNet-W48).
   ``sum_j resize(conv1x1_j(x_j))`` because a 1x1 conv mixes channels pixel by pixel and
   bilinear resizing is linear per channel with weights summing to one (so the bias is added
   once). The per-stream convs then run at each stream's own resolution.
+* **torch.compile** (opt-in, ``compile=True``): the backbone and the decode head's forward
+  are compiled by inductor with ``freezing`` (weights as constants: prepacked oneDNN weights,
+  conv + bias + ReLU/add fused into one kernel). Same arithmetic up to float rounding; the
+  first call per input size compiles (about 2 minutes for HRNet-W48 on 2 CPU cores).
 """
 import copy
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -239,7 +243,8 @@ def optimize_for_inference(model: nn.Module,
                            channels_last: bool = True,
                            fold_bn: bool = True,
                            factorize_head: Union[bool, str] = 'auto',
-                           inplace: bool = False) -> nn.Module:
+                           inplace: bool = False,
+                           compile: bool = False) -> nn.Module:
     """An inference-only copy of a segmentor with exact speed rewrites (see the module notes).
 
     Works on any mmseg segmentor (``EncoderDecoder``) built from our backbones (HRNet,
@@ -254,6 +259,8 @@ def optimize_for_inference(model: nn.Module,
             ``resize_concat`` FCNHead (see :func:`can_factorize_head`; other heads are left
             unchanged).
         inplace: rewrite ``model`` itself instead of a deep copy.
+        compile: compile the backbone and the decode heads' ``forward`` with inductor and
+            ``freezing=True`` (see the module notes); the model then no longer deep-copies.
 
     Returns:
         The rewritten model (a new object unless ``inplace``), in eval mode, with
@@ -284,7 +291,23 @@ def optimize_for_inference(model: nn.Module,
         model.to(memory_format=torch.channels_last)
         backbone: Optional[nn.Module] = getattr(model, 'backbone', None)
         (backbone or model).register_forward_pre_hook(_to_channels_last)
+    if compile:
+        compile_for_inference(model)
     return model
+
+
+def compile_for_inference(model: nn.Module) -> None:
+    """Compile (inductor, ``freezing=True``) the backbone and every decode head's ``forward``
+    of an eval-mode, gradient-free ``model``, in place. mmseg calls ``decode_head.forward``
+    directly (not ``__call__``), hence the bound-method replacement for heads."""
+    options = {'freezing': True}
+    backbone = getattr(model, 'backbone', None)
+    if backbone is None:
+        model.compile(options=options)
+        return
+    backbone.compile(options=options)
+    for head in _decode_heads(model):
+        head.forward = torch.compile(head.forward, options=options)
 
 
 def _decode_heads(model: nn.Module) -> List[nn.Module]:
