@@ -98,3 +98,19 @@ def test_resolve_config_errors():
         benchmark.resolve_config('mmseg::nope/x.py')
     assert Path(benchmark.resolve_config(
         'mmseg::hrnet/fcn_hr48_4xb2-80k_cityscapes-512x1024.py')).is_file()
+
+
+def test_memory_probe_in_process(config_pair):
+    ours, _ = config_pair
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        result = benchmark.memory_probe(str(ours), True, 2, (32, 32), 'cpu')
+    finally:
+        torch.set_num_threads(threads)
+    assert result['with_cp'] is True
+    assert result['before_mb'] > 0
+    assert result['peak_mb'] >= result['before_mb']
+    assert result['step_peak_mb'] == result['peak_mb'] - result['before_mb']
+    if Path('/proc/self/clear_refs').exists():
+        assert result['method'] == 'VmHWM after clear_refs'
