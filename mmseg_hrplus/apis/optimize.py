@@ -25,7 +25,7 @@ change the outputs only by float rounding (a few 1e-7 relative on HRNet-W48).
 * **torch.compile** (opt-in, ``compile=True``): the backbone and the decode head's forward
   are compiled by inductor with ``freezing`` (weights as constants: prepacked oneDNN weights,
   conv + bias + ReLU/add fused into one kernel). Same arithmetic up to float rounding; the
-  first call per input size compiles (about 2 minutes for HRNet-W48 on 2 CPU cores).
+  first call per input size compiles (87 s to 161 s for HRNet-W48 on this busy 2-core CPU).
 """
 import copy
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
