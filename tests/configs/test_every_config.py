@@ -26,6 +26,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 
 from mmseg_hrplus.models.utils import check_model_contract
+from mmseg_hrplus.testing import tiny_hrnet_extra
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_ROOT = REPO_ROOT / 'configs'
@@ -35,15 +36,7 @@ INPUT_HW = (64, 128)
 NUM_DET_OBJECTS = 3
 
 # Four streams like W18 (stride 4..32), one block per branch, widths 4..32.
-TINY_HRNET = dict(
-    stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(1, ),
-                num_channels=(8, )),
-    stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(1, 1),
-                num_channels=(4, 8)),
-    stage3=dict(num_modules=1, num_branches=3, block='BASIC', num_blocks=(1, 1, 1),
-                num_channels=(4, 8, 16)),
-    stage4=dict(num_modules=1, num_branches=4, block='BASIC', num_blocks=(1, 1, 1, 1),
-                num_channels=(4, 8, 16, 32)))
+TINY_HRNET = tiny_hrnet_extra()
 # Per backbone type: arguments replacing the width/depth ones (mode arguments are kept).
 BACKBONE_NARROWING = {
     'HRNet': dict(arch=None, extra=TINY_HRNET),

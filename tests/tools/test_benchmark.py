@@ -7,19 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from mmseg_hrplus.testing import tiny_hrnet_extra
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tools'))
 import benchmark  # noqa: E402
 
-EXTRA = dict(
-    stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(1, ),
-                num_channels=(8, )),
-    stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(1, 1),
-                num_channels=(4, 8)),
-    stage3=dict(num_modules=1, num_branches=3, block='BASIC', num_blocks=(1, 1, 1),
-                num_channels=(4, 8, 16)),
-    stage4=dict(num_modules=1, num_branches=4, block='BASIC', num_blocks=(1, 1, 1, 1),
-                num_channels=(4, 8, 16, 32)))
+EXTRA = tiny_hrnet_extra()
 CONFIG = """
 custom_imports = dict(imports=['mmseg_hrplus'], allow_failed_imports=False)
 default_scope = 'mmseg'

@@ -15,6 +15,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mmseg_hrplus.testing import tiny_hrnet_extra
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tools' / 'deployment'))
 import export_onnx  # noqa: E402
@@ -22,15 +24,7 @@ import export_onnx  # noqa: E402
 NORM = dict(type='BN', requires_grad=True)
 PREPROCESSOR = dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
                     std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0, seg_pad_val=255)
-TINY_HRNET_EXTRA = dict(
-    stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(1, ),
-                num_channels=(16, )),
-    stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(1, 1),
-                num_channels=(8, 16)),
-    stage3=dict(num_modules=1, num_branches=3, block='BASIC', num_blocks=(1, 1, 1),
-                num_channels=(8, 16, 32)),
-    stage4=dict(num_modules=1, num_branches=4, block='BASIC', num_blocks=(1, 1, 1, 1),
-                num_channels=(8, 16, 32, 64)))
+TINY_HRNET_EXTRA = tiny_hrnet_extra(widths=(8, 16, 32, 64), stem_channels=16)
 HRNET_FCN = dict(
     type='EncoderDecoder', data_preprocessor=PREPROCESSOR,
     backbone=dict(type='mmseg_hrplus.HRNet', extra=TINY_HRNET_EXTRA, norm_cfg=NORM),

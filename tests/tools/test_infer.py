@@ -8,6 +8,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mmseg_hrplus.testing import tiny_hrnet_extra
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tools'))
 import infer  # noqa: E402
@@ -22,15 +24,7 @@ CONFIG = dict(
         data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
                                std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
                                seg_pad_val=255),
-        backbone=dict(type='mmseg_hrplus.HRNet', norm_cfg=NORM, extra=dict(
-            stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(1, ),
-                        num_channels=(8, )),
-            stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(1, 1),
-                        num_channels=(4, 8)),
-            stage3=dict(num_modules=1, num_branches=3, block='BASIC', num_blocks=(1, 1, 1),
-                        num_channels=(4, 8, 16)),
-            stage4=dict(num_modules=1, num_branches=4, block='BASIC', num_blocks=(1, 1, 1, 1),
-                        num_channels=(4, 8, 16, 32)))),
+        backbone=dict(type='mmseg_hrplus.HRNet', norm_cfg=NORM, extra=tiny_hrnet_extra()),
         decode_head=dict(type='FCNHead', in_channels=[4, 8, 16, 32], in_index=(0, 1, 2, 3),
                          input_transform='resize_concat', channels=8, kernel_size=1,
                          num_convs=1, concat_input=False, dropout_ratio=-1, num_classes=5,

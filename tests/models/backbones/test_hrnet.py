@@ -13,18 +13,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmseg_hrplus.models.backbones.hrnet import ARCH_PRESETS, HRNet, arch_to_extra
 from mmseg_hrplus.models.utils.feature_spec import check_in_channels
+from mmseg_hrplus.testing import tiny_hrnet_extra
 
 # Narrow and shallow, but with everything the presets have: a stage-1 Bottleneck projection,
 # several modules per stage, multi-hop downsampling paths (stage 4).
-TINY = dict(
-    stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(1, ),
-                num_channels=(8, )),
-    stage2=dict(num_modules=1, num_branches=2, block='BASIC', num_blocks=(1, 1),
-                num_channels=(4, 8)),
-    stage3=dict(num_modules=2, num_branches=3, block='BASIC', num_blocks=(1, 1, 1),
-                num_channels=(4, 8, 16)),
-    stage4=dict(num_modules=2, num_branches=4, block='BASIC', num_blocks=(1, 1, 1, 1),
-                num_channels=(4, 8, 16, 32)))
+TINY = tiny_hrnet_extra(num_modules=(1, 2, 2))
 TOL = 1e-5
 
 

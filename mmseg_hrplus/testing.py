@@ -1,0 +1,26 @@
+"""Small architectures for tests: real code paths at a fraction of the cost."""
+from typing import Dict, Sequence
+
+
+def tiny_hrnet_extra(widths: Sequence[int] = (4, 8, 16, 32), stem_channels: int = 8,
+                     num_modules: Sequence[int] = (1, 1, 1)) -> Dict[str, dict]:
+    """An mmseg-style ``extra`` for :class:`~mmseg_hrplus.models.backbones.HRNet`.
+
+    Four streams at strides 4, 8, 16, 32 like every preset, one block per branch, stage 1 a
+    Bottleneck with ``stem_channels`` planes (``4 * stem_channels`` out), so every kind of fusion
+    path (up, down, multi-hop down) is present.
+
+    Args:
+        widths: channels of streams 0..3 (the presets use C, 2C, 4C, 8C).
+        stem_channels: planes of the stage-1 Bottleneck.
+        num_modules: modules of stages 2, 3 and 4 (more modules = more fusions).
+
+    Returns:
+        ``dict(stage1=..., stage2=..., stage3=..., stage4=...)``.
+    """
+    extra = dict(stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK',
+                             num_blocks=(1, ), num_channels=(stem_channels, )))
+    for stage, modules in zip((2, 3, 4), num_modules):
+        extra[f'stage{stage}'] = dict(num_modules=modules, num_branches=stage, block='BASIC',
+                                      num_blocks=(1, ) * stage, num_channels=tuple(widths[:stage]))
+    return extra
