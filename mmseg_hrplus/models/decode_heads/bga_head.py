@@ -118,7 +118,9 @@ class BilateralGuidedAggregation(BaseModule):
         low = self.detail_down(detail)
         semantic_up = self._resize(self.semantic_conv(semantic), high.shape[2:])
         semantic_gate = self.semantic_dw(semantic)
-        if low.shape[2:] != semantic_gate.shape[2:]:
+        # While tracing (ONNX export) always resize: an `if` on shapes would be frozen at the
+        # example input, and a same-size bilinear resize is an exact copy.
+        if torch.jit.is_tracing() or low.shape[2:] != semantic_gate.shape[2:]:
             low = self._resize(low, semantic_gate.shape[2:])
         fused_high = high * torch.sigmoid(semantic_up)
         fused_low = self._resize(low * torch.sigmoid(semantic_gate), high.shape[2:])
