@@ -29,7 +29,7 @@ import torch.nn as nn
 from mmengine.model import is_model_wrapper
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 
-from .feature_spec import FeatureSpec, check_in_channels, spec_summary
+from .feature_spec import FeatureSpec, check_in_channels, select_specs, spec_summary
 
 HEAD_ATTRIBUTES = ('decode_head', 'auxiliary_head')
 
@@ -64,11 +64,7 @@ def check_decode_head(head: BaseDecodeHead, specs: Sequence[FeatureSpec]) -> Non
         return
     indices = list(head.in_index)
     # Index range first (the channel check below is a sum, which cannot say which is wrong).
-    for idx in indices:
-        if not -len(specs) <= idx < len(specs):
-            raise ValueError(f'{owner}: in_index {idx} is out of range for a backbone with '
-                             f'{len(specs)} outputs {spec_summary(specs)}')
-    got = [specs[i].channels for i in indices]
+    got = [spec.channels for spec in select_specs(owner, indices, specs)]
     if sum(got) != head.in_channels:
         raise ValueError(
             f'{owner}: in_channels sum to {head.in_channels} (input_transform=\'resize_concat\', '

@@ -20,6 +20,21 @@ def spec_summary(specs: Sequence[FeatureSpec]) -> str:
     return '[' + ', '.join(f'{i}: {s.channels}ch @1/{s.stride}' for i, s in enumerate(specs)) + ']'
 
 
+def select_specs(owner: str, in_index: Sequence[int],
+                 specs: Sequence[FeatureSpec]) -> Tuple[FeatureSpec, ...]:
+    """The specs picked by ``in_index`` (negatives allowed), in that order.
+
+    Raises:
+        ValueError: naming ``owner``, the first index out of range and the outputs there are.
+    """
+    n = len(specs)
+    for idx in in_index:
+        if not -n <= idx < n:
+            raise ValueError(f'{owner}: in_index {idx} is out of range for a backbone with '
+                             f'{n} outputs {spec_summary(specs)}')
+    return tuple(specs[idx] for idx in in_index)
+
+
 def check_in_channels(owner: str, in_channels: Union[int, Sequence[int]],
                       in_index: Union[int, Sequence[int]],
                       specs: Sequence[FeatureSpec]) -> Tuple[FeatureSpec, ...]:
@@ -39,13 +54,7 @@ def check_in_channels(owner: str, in_channels: Union[int, Sequence[int]],
     """
     indices = [in_index] if isinstance(in_index, int) else list(in_index)
     channels = [in_channels] if isinstance(in_channels, int) else list(in_channels)
-    n = len(specs)
-    selected = []
-    for idx in indices:
-        if not -n <= idx < n:
-            raise ValueError(f'{owner}: in_index {idx} is out of range for a backbone with '
-                             f'{n} outputs {spec_summary(specs)}')
-        selected.append(specs[idx])
+    selected = select_specs(owner, indices, specs)
     if len(channels) != len(selected):
         raise ValueError(f'{owner}: in_channels={channels} has {len(channels)} entries but '
                          f'in_index={indices} selects {len(selected)} outputs')
