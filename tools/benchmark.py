@@ -53,6 +53,7 @@ if str(REPO) not in sys.path:
 
 import mmseg_hrplus  # noqa: E402,F401  (registers our models, compat)
 from mmseg_hrplus.apis.optimize import optimize_for_inference  # noqa: E402
+from mmseg_hrplus.apis.runner import build_config_model  # noqa: E402
 
 FACTORIZE_CHOICES = ('auto', 'on', 'off', 'both')
 
@@ -85,21 +86,12 @@ def build_model(config: str, device: str, with_cp: Optional[bool] = None) -> nn.
     """Build the model of ``config`` (random init, no checkpoint, SyncBN -> BN) on
     ``device``."""
     from mmengine.config import Config
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import init_default_scope
     cfg = Config.fromfile(resolve_config(config))
-    scope = cfg.get('default_scope', 'mmseg')
-    init_default_scope(scope)
-    if scope == 'mmdet':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
     _drop_checkpoints(cfg.model)
     if with_cp is not None:
         cfg.model.backbone['with_cp'] = with_cp
-    model = MODELS.build(cfg.model)
+    model = build_config_model(cfg)
     model.init_weights()
-    model = revert_sync_batchnorm(model)
     return model.to(device)
 
 

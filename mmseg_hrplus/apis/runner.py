@@ -1,4 +1,4 @@
-"""What ``tools/train.py`` and ``tools/test.py`` share: config loading and runner building.
+"""What the tools share: config loading, runner building, and building a config's model alone.
 
 The tools serve MMSeg and MMDet configs alike: the config's ``default_scope`` ('mmseg' or
 'mmdet') picks the registry a custom ``runner_type`` is looked up in, and mmengine's Runner
@@ -10,7 +10,10 @@ from importlib import import_module
 from typing import Optional
 
 from mmengine.config import Config
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
+from torch import nn
 
 from ..compat import setup_distributed
 from ..models.utils.contract import check_model_contract
@@ -62,3 +65,27 @@ def build_runner(cfg: Config) -> Runner:
         runner = runners.build(cfg)
     check_model_contract(runner.model)
     return runner
+
+
+def build_config_model(cfg: Config, drop_auxiliary_heads: bool = False) -> nn.Module:
+    """The config's model on its own, for one-process tools (benchmark, FLOPs, export).
+
+    It is built in the config's ``default_scope`` ('mmseg' when the config names none),
+    with SyncBN reverted to BN. No weights are initialised or loaded: call ``init_weights()``
+    or load a checkpoint as the tool needs.
+
+    Args:
+        cfg: a loaded config with a ``model`` entry.
+        drop_auxiliary_heads: remove ``auxiliary_head`` (training only) from a segmentor.
+
+    Raises:
+        ValueError: a ``default_scope`` other than 'mmseg' or 'mmdet'.
+    """
+    scope = cfg.get('default_scope') or 'mmseg'
+    if scope not in SUPPORTED_SCOPES:
+        raise ValueError(f'default_scope={scope!r} in the config; supported: {SUPPORTED_SCOPES}')
+    init_default_scope(scope)
+    model = import_module(f'{scope}.registry').MODELS.build(cfg.model)
+    if drop_auxiliary_heads and getattr(model, 'auxiliary_head', None) is not None:
+        model.auxiliary_head = None
+    return revert_sync_batchnorm(model)

@@ -22,17 +22,17 @@ import glob
 import logging
 import os.path as osp
 import sys
-from importlib import import_module
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
-from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import init_default_scope
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SCOPES = ('mmseg', 'mmdet')
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from mmseg_hrplus.apis.runner import build_config_model  # noqa: E402  (also registers our models)
 
 
 class Reference(NamedTuple):
@@ -86,15 +86,7 @@ def table_configs() -> List[str]:
 def build_inference_model(cfg: Config) -> torch.nn.Module:
     """The config's model in eval mode, without auxiliary heads, SyncBN reverted to BN, no
     pretrained weights loaded (counts do not depend on them)."""
-    scope = cfg.get('default_scope', 'mmseg')
-    if scope not in SCOPES:
-        raise ValueError(f'default_scope={scope!r} in the config; supported: {SCOPES}')
-    init_default_scope(scope)
-    models = import_module(f'{scope}.registry').MODELS
-    model = models.build(cfg.model)
-    if getattr(model, 'auxiliary_head', None) is not None:
-        model.auxiliary_head = None
-    return revert_sync_batchnorm(model).eval()
+    return build_config_model(cfg, drop_auxiliary_heads=True).eval()
 
 
 class _TensorForward(torch.nn.Module):

@@ -34,12 +34,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import init_default_scope
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
+
+from mmseg_hrplus.apis.runner import build_config_model  # noqa: E402  (also registers our models)
 
 Shape = Tuple[int, int]
 
@@ -81,19 +81,14 @@ def build_segmentor(config: str, checkpoint: Optional[str] = None,
     if scope != 'mmseg':
         raise ValueError(f"default_scope={scope!r}: export_onnx exports segmentors "
                          f"(default_scope 'mmseg')")
-    init_default_scope('mmseg')
-    from mmseg.registry import MODELS
-
-    import mmseg_hrplus  # noqa: F401  (registers our components for configs without imports)
-    model = MODELS.build(cfg.model)  # no init_weights: nothing is downloaded or initialised
+    # no init_weights: nothing is downloaded or initialised
+    model = build_config_model(cfg, drop_auxiliary_heads=True)
     if not hasattr(model, 'decode_head'):
         raise ValueError(f'{type(model).__name__} has no decode_head; an EncoderDecoder '
                          'segmentor is needed')
-    if getattr(model, 'auxiliary_head', None) is not None:
-        model.auxiliary_head = None
     if checkpoint is not None:
         load_inference_weights(model, checkpoint)
-    return revert_sync_batchnorm(model).eval()
+    return model.eval()
 
 
 def load_inference_weights(model: nn.Module, checkpoint: str) -> None:
