@@ -15,12 +15,7 @@ from mmseg_hrplus.models.utils import check_model_contract
 W18_OUTPUTS = '[0: 18ch @1/4, 1: 36ch @1/8, 2: 72ch @1/16, 3: 144ch @1/32]'
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _runner(repo_root, tmp_path, config: str, **options):

@@ -18,7 +18,7 @@ from mmseg_hrplus.apis.optimize import (
     fold_bn_into_conv,
 )
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures('one_thread')
 PREPROCESSOR = dict(type='SegDataPreProcessor', mean=[0.0] * 3, std=[1.0] * 3)
 HRNET_W18S_WIDTHS = [18, 36, 72, 144]
 

@@ -177,13 +177,7 @@ def det_batch(num_classes: int, batch: int = 2) -> dict:
     return dict(inputs=inputs, data_samples=samples)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one OpenMP thread is faster than two on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 CONFIGS = all_configs()

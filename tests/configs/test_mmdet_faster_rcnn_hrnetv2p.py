@@ -18,14 +18,7 @@ THEIRS = {'w18': 'faster-rcnn_hrnetv2p-w18-1x_coco.py',
 WIDTHS = {'w18': 18, 'w32': 32, 'w40': 40, 'w48': 48}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small inputs: on a busy 2-core machine two OpenMP threads made the W32 forward ~8x
-    slower than one (0.24 s vs ~2 s at 128x256, measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _build(cfg: Config) -> torch.nn.Module:

@@ -21,14 +21,7 @@ TINY = tiny_hrnet_extra(num_modules=(1, 2, 2))
 TOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These inputs are tiny: with 2 threads on a busy 2-core machine, OpenMP synchronisation
-    made a parity check 30x slower (9.4 s vs 0.3 s) than with one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _randomize(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
