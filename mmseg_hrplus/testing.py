@@ -1,6 +1,8 @@
 """Small architectures for tests: real code paths at a fraction of the cost."""
 from typing import Dict, Sequence
 
+import torch
+
 
 def tiny_hrnet_extra(widths: Sequence[int] = (4, 8, 16, 32), stem_channels: int = 8,
                      num_modules: Sequence[int] = (1, 1, 1)) -> Dict[str, dict]:
@@ -24,3 +26,9 @@ def tiny_hrnet_extra(widths: Sequence[int] = (4, 8, 16, 32), stem_channels: int 
         extra[f'stage{stage}'] = dict(num_modules=modules, num_branches=stage, block='BASIC',
                                       num_blocks=(1, ) * stage, num_channels=tuple(widths[:stage]))
     return extra
+
+
+def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
+    """``max |got - expected| / max |expected|``: the error of ``got`` relative to the scale of
+    ``expected`` (not elementwise, so near-zero entries do not blow it up)."""
+    return float((got - expected).abs().max() / expected.abs().max())

@@ -326,6 +326,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--optimize-reference', action='store_true',
                         help='also time the reference through optimize_for_inference '
                         '(BN folding + channels_last, no head factorisation)')
+    parser.add_argument('--winograd', action='store_true',
+                        help='also time ours through optimize_for_inference(winograd=True) '
+                        '(Winograd F(4x4,3x3) for wide 3x3 convs)')
     parser.add_argument('--compile', action='store_true',
                         help='also time ours through optimize_for_inference(compile=True) '
                         '(inductor with freezing; the compile time is reported, not timed)')
@@ -379,6 +382,8 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
             name = 'ours_optimized' + ('_factorized' if form is True and
                                        args.factorize_head == 'both' else '')
             models[name] = optimize_for_inference(ours, factorize_head=form)
+    if args.winograd:
+        models['ours_optimized_winograd'] = optimize_for_inference(ours, winograd=True)
     if args.compile:
         models['ours_optimized_compiled'] = optimize_for_inference(ours, compile=True)
     if ref is not None:

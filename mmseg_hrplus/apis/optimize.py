@@ -37,6 +37,8 @@ from mmseg.models.utils import resize
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .winograd import winograd_convs
+
 FACTORIZE_HEAD_CHOICES = (True, False, 'auto')
 #: What ``factorize_head='auto'`` resolves to. The factorised head computes ~8x fewer
 #: multiply-adds in its first conv (HRNetV2-W48: 2.1 vs 17 GMAC at 1x3x512x1024) but resizes
@@ -45,6 +47,9 @@ FACTORIZE_HEAD_CHOICES = (True, False, 'auto')
 #: on this project's 2-core AVX2 CPU (W48 whole model at 1x3x512x1024 and 1x3x128x256);
 #: ../shared/docs/STACK.md saw the opposite for mmseg's head without channels_last.
 AUTO_FACTORIZE_HEAD = True
+#: Narrowest conv that ``winograd=True`` rewrites: F(4x4, 3x3) beat oneDNN's direct conv from
+#: 96 channels up on this project's 2-core AVX2 CPU and lost at 48 (see the winograd module).
+WINOGRAD_MIN_CHANNELS = 96
 
 
 def fold_bn_into_conv(conv: nn.Conv2d, bn: _BatchNorm) -> None:
@@ -244,7 +249,10 @@ def optimize_for_inference(model: nn.Module,
                            fold_bn: bool = True,
                            factorize_head: Union[bool, str] = 'auto',
                            inplace: bool = False,
-                           compile: bool = False) -> nn.Module:
+                           compile: bool = False,
+                           winograd: bool = False,
+                           winograd_min_channels: int = WINOGRAD_MIN_CHANNELS,
+                           winograd_tile: int = 4) -> nn.Module:
     """An inference-only copy of a segmentor with exact speed rewrites (see the module notes).
 
     Works on any mmseg segmentor (``EncoderDecoder``) built from our backbones (HRNet,
@@ -261,6 +269,10 @@ def optimize_for_inference(model: nn.Module,
         inplace: rewrite ``model`` itself instead of a deep copy.
         compile: compile the backbone and the decode heads' ``forward`` with inductor and
             ``freezing=True`` (see the module notes); the model then no longer deep-copies.
+        winograd: compute every 3x3 stride-1 conv with at least ``winograd_min_channels``
+            input and output channels by Winograd's F(``winograd_tile`` x ``winograd_tile``,
+            3x3) (:mod:`mmseg_hrplus.apis.winograd`): fewer multiply-adds, more rounding
+            (HRNet-W48 logits move by about 1e-4 instead of 1e-5). Applied after BN folding.
 
     Returns:
         The rewritten model (a new object unless ``inplace``), in eval mode, with
@@ -291,6 +303,8 @@ def optimize_for_inference(model: nn.Module,
         model.to(memory_format=torch.channels_last)
         backbone: Optional[nn.Module] = getattr(model, 'backbone', None)
         (backbone or model).register_forward_pre_hook(_to_channels_last)
+    if winograd:
+        winograd_convs(model, winograd_min_channels, winograd_tile)
     if compile:
         compile_for_inference(model)
     return model

@@ -17,6 +17,8 @@ from mmseg_hrplus.apis.optimize import (
     fold_batchnorms,
     fold_bn_into_conv,
 )
+from mmseg_hrplus.apis.winograd import WinogradConv2d
+from mmseg_hrplus.testing import relative_error
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 PREPROCESSOR = dict(type='SegDataPreProcessor', mean=[0.0] * 3, std=[1.0] * 3)
@@ -76,10 +78,6 @@ def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x, mode='tensor')
 
 
-def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / b.abs().max())
-
-
 @pytest.mark.parametrize('factory,size,left', [
     (hrnet_fcn, (64, 128), set()),
     (hrnet_fcn, (70, 130), set()),  # odd stream sizes (18x33 ... 3x5)
@@ -94,7 +92,7 @@ def test_logits_unchanged_and_bn_folded(factory, size, left):
     fast = optimize_for_inference(model)
     got = _logits(fast, x)
     assert got.shape == expected.shape
-    assert _relative_error(got, expected) < 1e-4
+    assert relative_error(got, expected) < 1e-4
     remaining = {name for name, m in fast.named_modules() if isinstance(m, _BatchNorm)}
     assert remaining == left
     # the input model is untouched (a copy is returned)
@@ -115,11 +113,11 @@ def test_head_factorisation_equals_concat_form():
     assert type(concat.decode_head) is FCNHead
     assert type(factorized.decode_head) is FactorizedFCNHead
     a, b = _logits(concat, x), _logits(factorized, x)
-    assert _relative_error(b, a) < 1e-5
+    assert relative_error(b, a) < 1e-5
     # without BN folding the head's BN stays after the factorised sum: still equal
     unfolded = optimize_for_inference(model, channels_last=False, fold_bn=False,
                                       factorize_head=True)
-    assert _relative_error(_logits(unfolded, x), a) < 1e-5
+    assert relative_error(_logits(unfolded, x), a) < 1e-5
     auto = optimize_for_inference(model, channels_last=False)
     assert (type(auto.decode_head) is FactorizedFCNHead) == AUTO_FACTORIZE_HEAD
     # the predict path (resize to the image, argmax) works on the factorised head
@@ -159,3 +157,20 @@ def test_fold_bn_into_conv_math():
     seq = nn.Sequential(nn.ReLU(), nn.BatchNorm2d(3), nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3))
     assert fold_batchnorms(seq.eval()) == 1
     assert isinstance(seq[1], nn.BatchNorm2d) and isinstance(seq[3], nn.Identity)
+
+
+@pytest.mark.parametrize('size', [(64, 128), (70, 130)])
+def test_optimize_for_inference_with_winograd(size):
+    model = hrnet_fcn()
+    x = torch.randn(1, 3, *size)
+    expected = _logits(model, x)
+    # W18-small's widths are 18/36/72/144: a low threshold makes every stream Winograd.
+    fast = optimize_for_inference(model, winograd=True, winograd_min_channels=18)
+    replaced = [m for m in fast.modules() if isinstance(m, WinogradConv2d)]
+    # Every 3x3 stride-1 conv: 2 per BasicBlock of the stages' branches, the 2 Bottleneck
+    # 3x3 convs of layer1 and the first transition's stride-1 conv (256 -> 18).
+    blocks = sum(len(branch) for stage in ('stage2', 'stage3', 'stage4')
+                 for module in getattr(model.backbone, stage)
+                 for branch in module.branches)
+    assert len(replaced) == 2 * blocks + 2 + 1
+    assert relative_error(_logits(fast, x), expected) < 1e-3
