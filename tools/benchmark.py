@@ -21,7 +21,10 @@ What it does:
    reports min and median, ``speedup = reference time / our time`` and the max abs logit
    difference to the reference;
 4. one training step (``model.loss`` + backward + SGD with momentum) of ours and the
-   reference, interleaved the same way (``--train-repeats``, 0 to skip);
+   reference, interleaved the same way (``--train-repeats``, 0 to skip); with
+   ``--train-winograd`` also ours built with the backbone's
+   ``conv_cfg=dict(type='mmseg_hrplus.WinogradConv2d')`` (same weights, loaded strictly);
+   ``--winograd`` adds ``optimize_for_inference(winograd=True)`` to the inference variants;
 5. with ``--with-cp-memory``, the peak memory of a training step with and without
    ``model.backbone.with_cp=True``, each in its own subprocess (the RSS high-water mark is
    process-wide): the peak RSS over the step minus the RSS before it (CUDA: max allocated
@@ -82,14 +85,17 @@ def _drop_checkpoints(cfg_model) -> None:
     backbone.pop('pretrained', None)
 
 
-def build_model(config: str, device: str, with_cp: Optional[bool] = None) -> nn.Module:
+def build_model(config: str, device: str, with_cp: Optional[bool] = None,
+                conv_cfg: Optional[dict] = None) -> nn.Module:
     """Build the model of ``config`` (random init, no checkpoint, SyncBN -> BN) on
-    ``device``."""
+    ``device``; ``conv_cfg``, if given, replaces the backbone's."""
     from mmengine.config import Config
     cfg = Config.fromfile(resolve_config(config))
     _drop_checkpoints(cfg.model)
     if with_cp is not None:
         cfg.model.backbone['with_cp'] = with_cp
+    if conv_cfg is not None:
+        cfg.model.backbone['conv_cfg'] = conv_cfg
     model = build_config_model(cfg)
     model.init_weights()
     return model.to(device)
@@ -221,7 +227,7 @@ def train_step_fn(model: nn.Module, inputs: torch.Tensor, samples: list,
         loss, _ = model.parse_losses(model.loss(inputs, samples))
         loss.backward()
         optim.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
@@ -342,6 +348,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         metavar=('H', 'W'))
     parser.add_argument('--train-repeats', type=int, default=None,
                         help='timed training rounds (default: --repeats; 0 skips training)')
+    parser.add_argument('--train-winograd', action='store_true',
+                        help='also time a training step of ours built with the backbone\'s '
+                        'conv_cfg=dict(type="mmseg_hrplus.WinogradConv2d")')
     parser.add_argument('--with-cp-memory', action='store_true',
                         help='peak training memory with and without backbone.with_cp, one '
                         'subprocess per variant')
@@ -412,6 +421,14 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
     return inference
 
 
+def winograd_training_variant(config: str, ours: nn.Module, device: str) -> nn.Module:
+    """``config`` built with ``conv_cfg=dict(type='mmseg_hrplus.WinogradConv2d')`` in its
+    backbone (the way a user switches it on), with ``ours``' weights loaded strictly."""
+    model = build_model(config, device, conv_cfg=dict(type='mmseg_hrplus.WinogradConv2d'))
+    model.load_state_dict(ours.state_dict(), strict=True)
+    return model.train(ours.training)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     if args.threads:
@@ -453,6 +470,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     # ---- one training step
     if args.train_repeats > 0:
         shape = (args.train_batch, args.shape[1], *args.train_shape)
+        if args.train_winograd:
+            models['ours_winograd'] = winograd_training_variant(args.config, ours, device)
         steps = {}
         for name, model in models.items():
             batch_in, samples = make_batch(model, shape, device, seed=args.seed)

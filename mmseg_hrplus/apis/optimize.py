@@ -26,6 +26,10 @@ change the outputs only by float rounding (a few 1e-7 relative on HRNet-W48).
   are compiled by inductor with ``freezing`` (weights as constants: prepacked oneDNN weights,
   conv + bias + ReLU/add fused into one kernel). Same arithmetic up to float rounding; the
   first call per input size compiles (87 s to 161 s for HRNet-W48 on this busy 2-core CPU).
+* **Winograd** (opt-in, ``winograd=True``): wide 3x3 stride-1 convs computed by Winograd's
+  F(4x4, 3x3), 4x fewer multiply-adds (:mod:`mmseg_hrplus.models.layers.winograd`); the only
+  rewrite here that does less arithmetic rather than less overhead, and it rounds more (W48
+  logits within 1e-4 of mmseg's instead of 8e-5). Off by default for that reason.
 """
 import copy
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -48,7 +52,7 @@ FACTORIZE_HEAD_CHOICES = (True, False, 'auto')
 #: ../shared/docs/STACK.md saw the opposite for mmseg's head without channels_last.
 AUTO_FACTORIZE_HEAD = True
 #: Narrowest conv that ``winograd=True`` rewrites: F(4x4, 3x3) beat oneDNN's direct conv from
-#: 96 channels up on this project's 2-core AVX2 CPU and lost at 48 (see the winograd module).
+#: 96 channels up on this project's 2-core AVX2 CPU and lost at 48 (models/layers/winograd.py).
 WINOGRAD_MIN_CHANNELS = 96
 
 
@@ -271,7 +275,7 @@ def optimize_for_inference(model: nn.Module,
             ``freezing=True`` (see the module notes); the model then no longer deep-copies.
         winograd: compute every 3x3 stride-1 conv with at least ``winograd_min_channels``
             input and output channels by Winograd's F(``winograd_tile`` x ``winograd_tile``,
-            3x3) (:mod:`mmseg_hrplus.apis.winograd`): fewer multiply-adds, more rounding
+            3x3) (:mod:`mmseg_hrplus.models.layers.winograd`): fewer multiply-adds, more rounding
             (HRNet-W48 logits move by about 1e-4 instead of 1e-5). Applied after BN folding.
 
     Returns:

@@ -17,7 +17,7 @@ from mmseg_hrplus.apis.optimize import (
     fold_batchnorms,
     fold_bn_into_conv,
 )
-from mmseg_hrplus.apis.winograd import WinogradConv2d
+from mmseg_hrplus.models.layers import WinogradConv2d
 from mmseg_hrplus.testing import relative_error
 
 pytestmark = pytest.mark.usefixtures('one_thread')

@@ -50,7 +50,7 @@ def test_benchmark_json(config_pair, tmp_path):
         report = benchmark.main([
             str(ours), '--reference', str(ref), '--shape', '1', '3', '64', '96',
             '--repeats', '1', '--optimize', '--optimize-reference', '--factorize-head', 'both',
-            '--train-batch', '2', '--train-shape', '32', '32', '--threads', '1',
+            '--winograd', '--train-winograd', '--train-batch', '2', '--train-shape', '32', '32', '--threads', '1',
             '--json', str(out)])
     finally:
         torch.set_num_threads(threads)
@@ -59,7 +59,7 @@ def test_benchmark_json(config_pair, tmp_path):
     assert data['weights'] == 'ours -> reference (state dict, strict)'
     inference = data['inference']
     variants = {'ours', 'ours_optimized', 'ours_optimized_factorized', 'reference',
-                'reference_optimized'}
+                'reference_optimized', 'ours_optimized_winograd'}
     assert set(inference['min_s']) == variants
     assert all(len(t) == 1 and t[0] > 0 for t in inference['times_s'].values())
     for name in variants - {'reference'}:
@@ -71,7 +71,7 @@ def test_benchmark_json(config_pair, tmp_path):
     assert inference['logit_abs_max'] > 1e-2  # calibrated BN: the comparison is not vacuous
     assert inference['shape'] == [1, 3, 64, 96]
     train = data['train']
-    assert set(train['min_s']) == {'ours', 'reference'}
+    assert set(train['min_s']) == {'ours', 'reference', 'ours_winograd'}
     assert train['shape'] == [2, 3, 32, 32]
     assert set(train['speedup']['ours']) == {'min', 'median'}
     assert data['peak_rss_mb_after_train'] >= data['peak_rss_mb_after_inference'] > 0

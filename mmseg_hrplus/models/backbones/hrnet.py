@@ -408,6 +408,8 @@ class HRNet(BaseModule):
             residual block (``bn3`` of Bottlenecks, ``bn2`` of BasicBlocks) to zero, so each
             block starts as the identity. Skipped when ``init_cfg`` loads a checkpoint.
         conv_cfg: mmcv conv config (None: ``nn.Conv2d``).
+            ``dict(type='mmseg_hrplus.WinogradConv2d')`` computes the wide 3x3 convs by
+            Winograd F(4x4, 3x3) on CPU: same weights and keys, faster training steps.
         norm_cfg: mmcv norm config, e.g. ``dict(type='SyncBN', requires_grad=True)``.
         pretrained: deprecated mmseg argument (segmentors pass ``model.pretrained`` here); same
             as ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
