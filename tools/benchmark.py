@@ -28,7 +28,7 @@ What it does:
 5. with ``--with-cp-memory``, the peak memory of a training step with and without
    ``model.backbone.with_cp=True``, each in its own subprocess (the RSS high-water mark is
    process-wide): the peak RSS over the step minus the RSS before it (CUDA: max allocated
-   minus allocated before).
+   minus allocated before); with ``--train-winograd`` also for ours with Winograd convs.
 
 Ratios > 1 mean ours is faster. Peak memory on CPU is RSS (``VmHWM``; ``ru_maxrss`` if
 ``/proc`` is absent), on CUDA ``torch.cuda.max_memory_allocated``.
@@ -59,6 +59,7 @@ from mmseg_hrplus.apis.optimize import optimize_for_inference  # noqa: E402
 from mmseg_hrplus.apis.runner import build_config_model  # noqa: E402
 
 FACTORIZE_CHOICES = ('auto', 'on', 'off', 'both')
+WINOGRAD_CONV_CFG = dict(type='mmseg_hrplus.WinogradConv2d')
 
 
 def resolve_config(path: str) -> str:
@@ -279,11 +280,13 @@ def _release_free_memory() -> None:
 
 
 def memory_probe(config: str, with_cp: bool, batch: int, shape: Sequence[int],
-                 device: str) -> dict:
+                 device: str, winograd: bool = False) -> dict:
     """Peak memory of one training step (the second: grads and momentum already exist) in
-    this process, MiB: ``peak - before``, with freed heap pages returned to the OS first."""
+    this process, MiB: ``peak - before``, with freed heap pages returned to the OS first.
+    ``winograd``: build with the backbone's ``conv_cfg`` set to WinogradConv2d."""
     torch.manual_seed(0)
-    model = build_model(config, device, with_cp=with_cp)
+    model = build_model(config, device, with_cp=with_cp,
+                        conv_cfg=WINOGRAD_CONV_CFG if winograd else None)
     inputs, samples = make_batch(model, (batch, 3, *shape), device)
     step = train_step_fn(model, inputs, samples, set_to_none=False)
     step()
@@ -310,10 +313,13 @@ def memory_probe(config: str, with_cp: bool, batch: int, shape: Sequence[int],
                 method=method)
 
 
-def run_memory_probe(config: str, with_cp: bool, args: argparse.Namespace) -> dict:
+def run_memory_probe(config: str, with_cp: bool, args: argparse.Namespace,
+                     winograd: bool = False) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), config, '--memory-probe',
            '1' if with_cp else '0', '--train-batch', str(args.train_batch), '--train-shape',
            *map(str, args.train_shape), '--device', args.device]
+    if winograd:
+        cmd.append('--train-winograd')
     if args.threads:
         cmd += ['--threads', str(args.threads)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=str(REPO))
@@ -424,7 +430,7 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
 def winograd_training_variant(config: str, ours: nn.Module, device: str) -> nn.Module:
     """``config`` built with ``conv_cfg=dict(type='mmseg_hrplus.WinogradConv2d')`` in its
     backbone (the way a user switches it on), with ``ours``' weights loaded strictly."""
-    model = build_model(config, device, conv_cfg=dict(type='mmseg_hrplus.WinogradConv2d'))
+    model = build_model(config, device, conv_cfg=WINOGRAD_CONV_CFG)
     model.load_state_dict(ours.state_dict(), strict=True)
     return model.train(ours.training)
 
@@ -435,7 +441,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         torch.set_num_threads(args.threads)
     if args.memory_probe is not None:
         result = memory_probe(args.config, args.memory_probe == '1', args.train_batch,
-                              args.train_shape, args.device)
+                              args.train_shape, args.device, winograd=args.train_winograd)
         print(json.dumps(result))
         return result
 
@@ -490,11 +496,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if args.with_cp_memory:
         del models, ours, ref
         memory = {}
-        configs = [('ours', args.config)] + ([('reference', args.reference)]
-                                            if args.reference else [])
-        for name, config in configs:
-            without = run_memory_probe(config, False, args)
-            with_cp = run_memory_probe(config, True, args)
+        configs = [('ours', args.config, False)] + (
+            [('ours_winograd', args.config, True)] if args.train_winograd else []) + (
+            [('reference', args.reference, False)] if args.reference else [])
+        for name, config, winograd in configs:
+            without = run_memory_probe(config, False, args, winograd)
+            with_cp = run_memory_probe(config, True, args, winograd)
             memory[name] = dict(without=without, with_cp=with_cp,
                                 ratio=with_cp['step_peak_mb'] / without['step_peak_mb'])
             print(f'  {name}: training-step peak memory {without["step_peak_mb"]:.0f} MiB, '

@@ -41,6 +41,8 @@ from mmseg.models.utils import resize
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmseg_hrplus.models.layers import WinogradConv2d
+
 from .winograd import winograd_convs
 
 FACTORIZE_HEAD_CHOICES = (True, False, 'auto')
@@ -95,7 +97,9 @@ def fold_bn_into_conv(conv: nn.Conv2d, bn: _BatchNorm) -> None:
 
 def _is_foldable(conv: nn.Module, norm: nn.Module) -> bool:
     # ConvTranspose has its output channels on dim 1: not handled (not used by our models).
-    return (isinstance(conv, nn.Conv2d) and type(conv).forward is nn.Conv2d.forward
+    # WinogradConv2d computes the same function of (weight, bias) as nn.Conv2d.
+    return (isinstance(conv, nn.Conv2d)
+            and type(conv).forward in (nn.Conv2d.forward, WinogradConv2d.forward)
             and isinstance(norm, _BatchNorm) and norm.track_running_stats
             and norm.running_var is not None)
 
@@ -197,7 +201,9 @@ class ResizeSumConv1x1(nn.Module):
         y = self.convs[0](xs[0])
         for conv, x in zip(self.convs[1:], xs[1:]):
             term = conv(x)
-            if term.shape[2:] != size:
+            # A trace (ONNX export) would freeze this size test at the example input: while
+            # tracing, always resize (a same-size bilinear resize is an exact copy).
+            if torch.jit.is_tracing() or term.shape[2:] != size:
                 term = resize(term, size=size, mode='bilinear',
                               align_corners=self.align_corners, warning=False)
             y += term

@@ -174,3 +174,20 @@ def test_optimize_for_inference_with_winograd(size):
                  for branch in module.branches)
     assert len(replaced) == 2 * blocks + 2 + 1
     assert relative_error(_logits(fast, x), expected) < 1e-3
+
+
+def test_bn_folds_into_winograd_convs():
+    """A model built with WinogradConv2d convs (conv_cfg) folds its BNs like nn.Conv2d."""
+    model = _build(
+        dict(type='mmseg_hrplus.HRNet', arch='w18_small',
+             conv_cfg=dict(type='mmseg_hrplus.WinogradConv2d', min_channels=18)),
+        dict(type='mmseg_hrplus.ResizeSumFCNHead', in_channels=HRNET_W18S_WIDTHS,
+             in_index=(0, 1, 2, 3), channels=sum(HRNET_W18S_WIDTHS),
+             input_transform='resize_concat', kernel_size=1, num_convs=1, concat_input=False,
+             dropout_ratio=-1, num_classes=19, align_corners=False))
+    x = torch.randn(1, 3, 64, 128)
+    expected = _logits(model, x)
+    fast = optimize_for_inference(model)
+    assert not any(isinstance(m, _BatchNorm) for m in fast.modules())
+    assert sum(isinstance(m, WinogradConv2d) and m.uses_winograd for m in fast.modules()) > 0
+    assert relative_error(_logits(fast, x), expected) < 1e-4

@@ -63,3 +63,24 @@ def test_variant_configs_build(repo_root, name, mmseg_name):
     if 'paper' in name:
         assert model.backbone.fuse_order == 'upsample_first'
         assert model.backbone.new_branch == 'from_all'
+
+
+def test_fast_w48_config_is_fcn_hr48_with_less_arithmetic(repo_root):
+    """Same keys and shapes as mmseg's fcn_hr48 (its checkpoints load strictly); the wide 3x3
+    convs are Winograd and the head is the per-stream form."""
+    from mmseg_hrplus.models.decode_heads import ResizeSumFCNHead
+    from mmseg_hrplus.models.layers import WinogradConv2d
+
+    cfg, model = _build(str(repo_root / 'configs' / 'hrnet' / 'hrnet_w48_fast_cityscapes.py'),
+                        ours=True)
+    _, ref = _build(os.path.join(MMSEG_CONFIGS, 'hrnet',
+                                 'fcn_hr48_4xb2-80k_cityscapes-512x1024.py'), ours=False)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert shapes == {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    assert isinstance(model.decode_head, ResizeSumFCNHead)
+    winograd = [m for m in model.backbone.modules()
+                if isinstance(m, WinogradConv2d) and m.uses_winograd]
+    # Streams 2-4 (96/192/384 channels) of stages 2-4: 4 blocks x 2 convs per branch per
+    # module; stage2 has 1 module (1 wide branch), stage3 4 (2), stage4 3 (3).
+    assert len(winograd) == 8 * (1 * 1 + 4 * 2 + 3 * 3)
+    assert cfg.train_cfg.max_iters == 80000 and cfg.model.backbone.arch == 'w48'

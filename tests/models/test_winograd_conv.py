@@ -110,3 +110,36 @@ def test_bad_arguments_name_the_allowed_values():
         WinogradConv2d(4, 4, 3, padding=1, min_channels=0)
     with pytest.raises(ValueError, match=r'expects \(N, 4, H, W\) inputs, got \(1, 5, 4, 4\)'):
         WinogradConv2d(4, 4, 3, padding=1, min_channels=1)(torch.zeros(1, 5, 4, 4))
+
+
+def test_hrnet_trains_the_same_with_winograd_convs():
+    """Three SGD steps of a small HRNet built with conv_cfg=WinogradConv2d (every 3x3 stride-1
+    conv from 8 channels up) end at the parameters of the plain build. In float64, so that
+    the comparison shows the algorithm is exact: in float32 the rounding differences grow
+    over the steps about as much as float32's own difference to float64 (0.7% of a parameter
+    after 3 steps here, with or without Winograd)."""
+    from mmseg_hrplus.models.backbones import HRNet
+    from mmseg_hrplus.testing import tiny_hrnet_extra
+
+    torch.manual_seed(0)
+    extra = tiny_hrnet_extra(widths=(8, 16, 32, 64), stem_channels=16)
+    plain = HRNet(extra=extra).double()
+    fast = HRNet(extra=extra, conv_cfg=dict(type='mmseg_hrplus.WinogradConv2d',
+                                            min_channels=8)).double()
+    fast.load_state_dict(plain.state_dict())
+    layers = [m for m in fast.modules() if isinstance(m, WinogradConv2d) and m.uses_winograd]
+    assert len(layers) >= 16
+    initial = {name: p.detach().clone() for name, p in plain.named_parameters()}
+    x = torch.randn(2, 3, 64, 96, dtype=torch.float64)
+    for model in (plain, fast):
+        model.train()
+        optim = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for _ in range(3):
+            optim.zero_grad()
+            sum(out.square().mean() for out in model(x)).backward()
+            optim.step()
+    change = max(relative_error(p.detach(), initial[name])
+                 for name, p in plain.named_parameters())
+    assert change > 1e-2  # the steps did train
+    for (name, p), q in zip(plain.named_parameters(), fast.parameters()):
+        assert relative_error(q.detach(), p.detach()) < 1e-10, name

@@ -94,12 +94,13 @@ def test_resolve_config_errors():
         'mmseg::hrnet/fcn_hr48_4xb2-80k_cityscapes-512x1024.py')).is_file()
 
 
-def test_memory_probe_in_process(config_pair):
+@pytest.mark.parametrize('winograd', [False, True])
+def test_memory_probe_in_process(config_pair, winograd):
     ours, _ = config_pair
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        result = benchmark.memory_probe(str(ours), True, 2, (32, 32), 'cpu')
+        result = benchmark.memory_probe(str(ours), True, 2, (32, 32), 'cpu', winograd)
     finally:
         torch.set_num_threads(threads)
     assert result['with_cp'] is True

@@ -79,6 +79,21 @@ def test_exported_graph_matches_pytorch_at_two_sizes(tmp_path, model):
         assert r['max_abs_diff'] < 1e-4, r
 
 
+def test_optimized_model_exports_at_any_size(tmp_path):
+    """optimize_for_inference's factorised head resizes per stream; its size test must not be
+    frozen at the example input either."""
+    from mmseg_hrplus.apis import optimize_for_inference
+    from mmseg_hrplus.apis.optimize import FactorizedFCNHead
+
+    segmentor = calibrated(export_onnx.build_segmentor(write_config(tmp_path, HRNET_FCN)))
+    fast = optimize_for_inference(segmentor, factorize_head=True)
+    assert isinstance(fast.decode_head, FactorizedFCNHead)
+    out = export_onnx.export_onnx(fast, str(tmp_path / 'fast.onnx'), (64, 128))
+    for r in export_onnx.verify_onnx(fast, out, [(64, 128), (72, 100), (97, 61)]):
+        assert 1.0 < r['max_abs_logit'] < 100.0, r
+        assert r['max_abs_diff'] < 1e-4, r
+
+
 def test_cli_exports_a_checkpoint_and_verifies(tmp_path, capsys):
     config = write_config(tmp_path, HRNET_FCN)
     segmentor = calibrated(export_onnx.build_segmentor(config))
@@ -91,11 +106,11 @@ def test_cli_exports_a_checkpoint_and_verifies(tmp_path, capsys):
     assert capsys.readouterr().out.count(' OK') == 2
     # the exported logits are those of the checkpoint's weights, at the input size
     import onnxruntime as ort
-    img = torch.randn(1, 3, 40, 56)
+    img = torch.randn(3, 3, 40, 56)  # a batch of 3: the batch axis is dynamic too
     logits = ort.InferenceSession(str(tmp_path / 'cli.onnx')).run(None, {'input': img.numpy()})[0]
     with torch.no_grad():
         ref = export_onnx.SegmentorLogits(segmentor)(img)
-    assert logits.shape == (1, 5, 40, 56)
+    assert logits.shape == (3, 5, 40, 56)
     assert torch.allclose(torch.from_numpy(logits), ref, atol=1e-4)
 
 

@@ -2,3 +2,4 @@
 from .aspp_head import ASPPHead  # noqa: F401
 from .bga_head import BGAHead  # noqa: F401
 from .booster_head import BoosterHead  # noqa: F401
+from .resize_sum_fcn_head import ResizeSumFCNHead  # noqa: F401
