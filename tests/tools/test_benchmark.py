@@ -50,7 +50,8 @@ def test_benchmark_json(config_pair, tmp_path):
         report = benchmark.main([
             str(ours), '--reference', str(ref), '--shape', '1', '3', '64', '96',
             '--repeats', '1', '--optimize', '--optimize-reference', '--factorize-head', 'both',
-            '--winograd', '--train-winograd', '--train-batch', '2', '--train-shape', '32', '32', '--threads', '1',
+            '--winograd', '--train-winograd', '--train-batch', '2', '--train-shape', '32', '32',
+            '--threads', '1',
             '--json', str(out)])
     finally:
         torch.set_num_threads(threads)
