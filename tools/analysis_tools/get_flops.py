@@ -56,6 +56,10 @@ REFERENCE_FIGURES: Dict[str, Reference] = {
     'configs/hrnet/hrnet_w48_paper_cityscapes.py': Reference(
         (1024, 2048), 65.9, '696.2 / 747.3',
         'same network as W48 in the HRNet paper (its fusion order, see the config)'),
+    'configs/hrnet/hrnet_w48_fast_cityscapes.py': Reference(
+        (1024, 2048), 65.9, '696.2 / 747.3',
+        'same network as hrnet_w48_cityscapes; the count is the arithmetic actually done '
+        '(Winograd products and transforms, per-stream head conv)'),
     'configs/hrnet/hrnet_w32_cityscapes.py': Reference(
         (1024, 2048), None, None, 'no published figure'),
     'configs/hrnet/hrnet_w18_cityscapes.py': Reference(
