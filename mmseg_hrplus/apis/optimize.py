@@ -194,7 +194,7 @@ class ResizeSumConv1x1(nn.Module):
         channels = tuple(x.shape[1] for x in xs)
         if self.in_channels is None:
             self._split(channels)
-        elif channels != self.in_channels:
+        elif not torch.jit.is_tracing() and channels != self.in_channels:
             raise ValueError(f'ResizeSumConv1x1 was split for streams of {self.in_channels} '
                              f'channels, got {channels}')
         size = xs[0].shape[2:]

@@ -68,6 +68,10 @@ def calibrated(segmentor: torch.nn.Module) -> torch.nn.Module:
     return segmentor.eval()
 
 
+TRACE_SAFE = pytest.mark.filterwarnings('error::torch.jit.TracerWarning')
+
+
+@TRACE_SAFE
 @pytest.mark.parametrize('model', [HRNET_FCN, BISENETV2_BGA], ids=['hrnet_fcn', 'bisenetv2_bga'])
 def test_exported_graph_matches_pytorch_at_two_sizes(tmp_path, model):
     segmentor = calibrated(export_onnx.build_segmentor(write_config(tmp_path, model)))
@@ -79,15 +83,27 @@ def test_exported_graph_matches_pytorch_at_two_sizes(tmp_path, model):
         assert r['max_abs_diff'] < 1e-4, r
 
 
-def test_optimized_model_exports_at_any_size(tmp_path):
+@TRACE_SAFE
+@pytest.mark.parametrize('head', ['factorised', 'resize_sum', 'resize_sum_winograd'])
+def test_optimized_model_exports_at_any_size(tmp_path, head):
     """optimize_for_inference's factorised head resizes per stream; its size test must not be
     frozen at the example input either."""
     from mmseg_hrplus.apis import optimize_for_inference
     from mmseg_hrplus.apis.optimize import FactorizedFCNHead
+    from mmseg_hrplus.models.decode_heads import ResizeSumFCNHead
 
-    segmentor = calibrated(export_onnx.build_segmentor(write_config(tmp_path, HRNET_FCN)))
+    model = dict(HRNET_FCN, decode_head=dict(HRNET_FCN['decode_head']))
+    if head.startswith('resize_sum'):  # the layout of configs/hrnet/hrnet_w48_fast_*
+        model['decode_head']['type'] = 'mmseg_hrplus.ResizeSumFCNHead'
+    if head.endswith('winograd'):  # exported as plain Conv nodes, whatever the input size
+        model['backbone'] = dict(model['backbone'], conv_cfg=dict(
+            type='mmseg_hrplus.WinogradConv2d', min_channels=8))
+    segmentor = calibrated(export_onnx.build_segmentor(write_config(tmp_path, model)))
     fast = optimize_for_inference(segmentor, factorize_head=True)
-    assert isinstance(fast.decode_head, FactorizedFCNHead)
+    expected = FactorizedFCNHead if head == 'factorised' else ResizeSumFCNHead
+    if head.endswith('winograd'):
+        assert any(getattr(m, 'uses_winograd', False) for m in fast.modules())
+    assert type(fast.decode_head) is expected
     out = export_onnx.export_onnx(fast, str(tmp_path / 'fast.onnx'), (64, 128))
     for r in export_onnx.verify_onnx(fast, out, [(64, 128), (72, 100), (97, 61)]):
         assert 1.0 < r['max_abs_logit'] < 100.0, r

@@ -16,6 +16,7 @@ model; this head is the trainable, config-level form.)
 """
 from typing import List
 
+import torch
 import torch.nn.functional as F
 from mmseg.models.decode_heads import FCNHead
 from mmseg.models.utils import resize
@@ -61,12 +62,14 @@ class ResizeSumFCNHead(FCNHead):
 
     def _forward_feature(self, inputs: List[Tensor]) -> Tensor:
         xs = [inputs[i] for i in self.in_index]
-        channels = [x.shape[1] for x in xs]
-        if channels != self.stream_channels:
-            raise ValueError(f'ResizeSumFCNHead expects streams of {self.stream_channels} '
-                             f'channels (in_channels), got {channels}')
+        # (A trace, e.g. an ONNX export, would freeze this check: it is skipped there.)
+        if not torch.jit.is_tracing():
+            channels = [x.shape[1] for x in xs]
+            if channels != self.stream_channels:
+                raise ValueError(f'ResizeSumFCNHead expects streams of {self.stream_channels} '
+                                 f'channels (in_channels), got {channels}')
         first = self.convs[0]
-        weights = first.conv.weight.split(channels, dim=1)
+        weights = first.conv.weight.split(self.stream_channels, dim=1)
         size = xs[0].shape[2:]
         y = F.conv2d(xs[0], weights[0], first.conv.bias)
         for x, weight in zip(xs[1:], weights[1:]):

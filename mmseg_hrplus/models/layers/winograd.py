@@ -251,7 +251,8 @@ class WinogradConv2d(nn.Conv2d):
             than they save there; see the module notes).
 
     Only CPU tensors take the Winograd path: on CUDA the layer is ``nn.Conv2d`` (cuDNN picks
-    its own algorithm, Winograd included). Without gradients (inference) the transformed
+    its own algorithm, Winograd included), and so it is in a trace (an ONNX export has a plain
+    Conv node). Without gradients (inference) the transformed
     filters are cached until the weight changes.
     """
 
@@ -284,8 +285,10 @@ class WinogradConv2d(nn.Conv2d):
                 and self.out_channels >= self.min_channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        # On GPUs cuDNN already chooses among direct, FFT and Winograd algorithms itself.
-        if not self.uses_winograd or x.device.type != 'cpu':
+        # On GPUs cuDNN already chooses among direct, FFT and Winograd algorithms itself. A
+        # trace (ONNX export) records a plain Conv: the runtime picks its own algorithm, and
+        # the tiling here depends on the input size, which a trace would freeze.
+        if not self.uses_winograd or x.device.type != 'cpu' or torch.jit.is_tracing():
             return super().forward(x)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'{type(self).__name__} expects (N, {self.in_channels}, H, W) '
