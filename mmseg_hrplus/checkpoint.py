@@ -23,6 +23,7 @@ import os
 import os.path as osp
 import pickle
 import re
+import struct
 import sys
 from typing import Any, Callable, Tuple, Union
 
@@ -128,7 +129,10 @@ def explain_load_error(path: str, err: BaseException) -> CheckpointError:
             f'PyTorch checkpoint (unpickling stopped at: {detail})')
     if size == 0:
         return CheckpointError(f'cannot read checkpoint {path}: the file is empty (0 bytes)')
-    if isinstance(err, (EOFError, pickle.UnpicklingError, KeyError, UnicodeDecodeError)) or (
+    # What the unpickler raises on garbage: besides its own error, an opcode may pop an empty
+    # stack or index past a memo (IndexError), or read a bad length or value.
+    if isinstance(err, (EOFError, pickle.UnpicklingError, KeyError, UnicodeDecodeError,
+                        IndexError, ValueError, OverflowError, struct.error)) or (
             isinstance(err, RuntimeError) and any(m in message for m in _DAMAGE_MARKERS)):
         first = message.split('. ')[0].strip() or 'the data ends too early'
         return CheckpointError(

@@ -2,6 +2,7 @@
 on every mmengine load path; mismatched keys are reported, and refused when strict."""
 import os
 import pickle
+import random
 import re
 import subprocess
 
@@ -48,7 +49,7 @@ def files(tmp_path_factory):
         'good': data,
         'truncated': data[:len(data) // 2],
         'empty': b'',
-        'random bytes': os.urandom(4096),
+        'random bytes': random.Random(0).randbytes(4096),
         'text': b'not a checkpoint\n' * 20,
         'corrupted pickle': bytes(corrupted),
         # cut inside a global's name: the torn name must not read as a request to run code
@@ -229,3 +230,19 @@ def test_getattr_beyond_history_buffer_statistics_is_refused(tmp_path):
             "the allow-list (checkpoint asks for getattr(<class 'mmengine.logging.history_buffer"
             ".HistoryBuffer'>, '__init__')")):
         _load_checkpoint(str(path), map_location='cpu')
+
+
+def test_any_random_file_is_reported_as_damaged(tmp_path):
+    """Garbage makes the unpickler fail in many ways (UnpicklingError, but also IndexError from
+    popping an empty stack, KeyError, UnicodeDecodeError): all read as a damaged file. 200
+    seeded files; before IndexError was recognised, 26 in 400 seeds gave torch's bare error."""
+    path = tmp_path / 'garbage.pth'
+    kinds = set()
+    for seed in range(200):
+        path.write_bytes(random.Random(seed).randbytes(4096))
+        with pytest.raises(CheckpointError) as info:
+            read_checkpoint(str(path))
+        assert re.search(r'\(4096 bytes\): truncated, corrupted or not a PyTorch checkpoint',
+                         str(info.value)), (seed, str(info.value))
+        kinds.add(str(info.value).split('(')[-1].split(':')[0])
+    assert 'IndexError' in kinds  # the case that used to slip through
