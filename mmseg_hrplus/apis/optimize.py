@@ -42,6 +42,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmseg_hrplus.models.layers import WinogradConv2d
+from mmseg_hrplus.models.layers.winograd import DEFAULT_MIN_CHANNELS
 
 from .winograd import winograd_convs
 
@@ -53,9 +54,6 @@ FACTORIZE_HEAD_CHOICES = (True, False, 'auto')
 #: on this project's 2-core AVX2 CPU (W48 whole model at 1x3x512x1024 and 1x3x128x256);
 #: ../shared/docs/STACK.md saw the opposite for mmseg's head without channels_last.
 AUTO_FACTORIZE_HEAD = True
-#: Narrowest conv that ``winograd=True`` rewrites: F(4x4, 3x3) beat oneDNN's direct conv from
-#: 96 channels up on this project's 2-core AVX2 CPU and lost at 48 (models/layers/winograd.py).
-WINOGRAD_MIN_CHANNELS = 96
 
 
 def fold_bn_into_conv(conv: nn.Conv2d, bn: _BatchNorm) -> None:
@@ -261,7 +259,7 @@ def optimize_for_inference(model: nn.Module,
                            inplace: bool = False,
                            compile: bool = False,
                            winograd: bool = False,
-                           winograd_min_channels: int = WINOGRAD_MIN_CHANNELS,
+                           winograd_min_channels: int = DEFAULT_MIN_CHANNELS,
                            winograd_tile: int = 4) -> nn.Module:
     """An inference-only copy of a segmentor with exact speed rewrites (see the module notes).
 

@@ -3,18 +3,17 @@
 rounding and where it pays off)."""
 import torch.nn as nn
 
-from mmseg_hrplus.models.layers.winograd import WinogradConv2d, check_tile
+from mmseg_hrplus.models.layers.winograd import (DEFAULT_MIN_CHANNELS, WinogradConv2d,
+                                                 check_tile, has_winograd_shape)
 
 
 def is_winograd_eligible(conv: nn.Module) -> bool:
-    """A plain ``nn.Conv2d`` with a 3x3 kernel, stride 1, padding 1, dilation 1, groups 1 and
-    zero padding mode."""
-    return (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
-            and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
-            and conv.padding_mode == 'zeros')
+    """A plain ``nn.Conv2d`` of the shape Winograd computes (:func:`has_winograd_shape`)."""
+    return type(conv) is nn.Conv2d and has_winograd_shape(conv)
 
 
-def winograd_convs(model: nn.Module, min_channels: int = 96, tile: int = 4) -> int:
+def winograd_convs(model: nn.Module, min_channels: int = DEFAULT_MIN_CHANNELS,
+                   tile: int = 4) -> int:
     """Replace, in place, every eligible conv (:func:`is_winograd_eligible`) of ``model`` with
     at least ``min_channels`` input and output channels by a :class:`WinogradConv2d` sharing
     its parameters. Returns the number replaced."""

@@ -49,6 +49,10 @@ _TRANSFORMS: Dict[int, Tuple[list, list, list]] = {
         [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]),
 }
 TILE_CHOICES = tuple(_TRANSFORMS)
+#: Narrowest conv (input and output channels) computed by Winograd unless told otherwise:
+#: F(4x4, 3x3) beat oneDNN's direct conv from 96 channels up on this project's 2-core AVX2 CPU
+#: and lost at 48 (see the module notes).
+DEFAULT_MIN_CHANNELS = 96
 _MATRICES: Dict[Tuple[int, torch.dtype, torch.device], Tuple[Tensor, Tensor, Tensor]] = {}
 
 
@@ -56,6 +60,13 @@ def check_tile(tile: int) -> None:
     if tile not in _TRANSFORMS:
         raise ValueError(f'tile={tile!r} is not supported; allowed values: '
                          f'{", ".join(map(str, TILE_CHOICES))}')
+
+
+def has_winograd_shape(conv: nn.Conv2d) -> bool:
+    """A 3x3 kernel, stride 1, padding 1, dilation 1, one group and zero padding: the convs
+    that F(m x m, 3 x 3) computes."""
+    return (conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.padding == (1, 1)
+            and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == 'zeros')
 
 
 def _matrices(tile: int, like: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -256,7 +267,8 @@ class WinogradConv2d(nn.Conv2d):
     filters are cached until the weight changes.
     """
 
-    def __init__(self, *args, tile: int = 4, min_channels: int = 96, **kwargs) -> None:
+    def __init__(self, *args, tile: int = 4, min_channels: int = DEFAULT_MIN_CHANNELS,
+                 **kwargs) -> None:
         check_tile(tile)
         if min_channels < 1:
             raise ValueError(f'min_channels={min_channels} must be >= 1')
@@ -279,9 +291,7 @@ class WinogradConv2d(nn.Conv2d):
     @property
     def uses_winograd(self) -> bool:
         """True when this conv's shape is one Winograd computes (see the class notes)."""
-        return (self.kernel_size == (3, 3) and self.stride == (1, 1) and self.padding == (1, 1)
-                and self.dilation == (1, 1) and self.groups == 1
-                and self.padding_mode == 'zeros' and self.in_channels >= self.min_channels
+        return (has_winograd_shape(self) and self.in_channels >= self.min_channels
                 and self.out_channels >= self.min_channels)
 
     def forward(self, x: Tensor) -> Tensor:
