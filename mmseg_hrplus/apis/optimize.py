@@ -37,12 +37,12 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmseg.models.decode_heads import FCNHead
-from mmseg.models.utils import resize
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmseg_hrplus.models.layers import WinogradConv2d
 from mmseg_hrplus.models.layers.winograd import DEFAULT_MIN_CHANNELS
+from mmseg_hrplus.models.utils.resize_sum import add_resized
 
 from .winograd import winograd_convs
 
@@ -195,17 +195,9 @@ class ResizeSumConv1x1(nn.Module):
         elif not torch.jit.is_tracing() and channels != self.in_channels:
             raise ValueError(f'ResizeSumConv1x1 was split for streams of {self.in_channels} '
                              f'channels, got {channels}')
-        size = xs[0].shape[2:]
-        y = self.convs[0](xs[0])
-        for conv, x in zip(self.convs[1:], xs[1:]):
-            term = conv(x)
-            # A trace (ONNX export) would freeze this size test at the example input: while
-            # tracing, always resize (a same-size bilinear resize is an exact copy).
-            if torch.jit.is_tracing() or term.shape[2:] != size:
-                term = resize(term, size=size, mode='bilinear',
-                              align_corners=self.align_corners, warning=False)
-            y += term
-        return y
+        return add_resized(self.convs[0](xs[0]),
+                           (conv(x) for conv, x in zip(self.convs[1:], xs[1:])),
+                           self.align_corners)
 
 
 class FactorizedFCNHead(FCNHead):

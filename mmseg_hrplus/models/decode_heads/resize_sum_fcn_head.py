@@ -19,10 +19,11 @@ from typing import List
 import torch
 import torch.nn.functional as F
 from mmseg.models.decode_heads import FCNHead
-from mmseg.models.utils import resize
 from torch import Tensor
 
 from mmseg_hrplus.registry import MODELS
+
+from ..utils.resize_sum import add_resized
 
 
 @MODELS.register_module()
@@ -70,11 +71,9 @@ class ResizeSumFCNHead(FCNHead):
                                  f'channels (in_channels), got {channels}')
         first = self.convs[0]
         weights = first.conv.weight.split(self.stream_channels, dim=1)
-        size = xs[0].shape[2:]
-        y = F.conv2d(xs[0], weights[0], first.conv.bias)
-        for x, weight in zip(xs[1:], weights[1:]):
-            y = y + resize(F.conv2d(x, weight), size=size, mode='bilinear',
-                           align_corners=self.align_corners, warning=False)
+        y = add_resized(F.conv2d(xs[0], weights[0], first.conv.bias),
+                        (F.conv2d(x, weight) for x, weight in zip(xs[1:], weights[1:])),
+                        self.align_corners)
         if first.with_norm:
             y = first.norm(y)
         if first.with_activation:
