@@ -124,6 +124,13 @@ def _input_tiles(x: Tensor, tile: int) -> Tensor:
     return _sandwich(b_t, tiles, b_t).view(size * size, n * rows * cols, c)
 
 
+def _sandwich_output(m: Tensor, tile: int) -> Tensor:
+    """``Y = A^T M A`` per tile: ``((tile+2)^2, P, C)`` -> ``(tile, tile, P*C)``."""
+    _, _, a_t = _matrices(tile, m)
+    size = tile + 2
+    return _sandwich(a_t, m.view(size, size, -1), a_t)
+
+
 def _untile(y: Tensor, n: int, h: int, w: int, tile: int, like: Tensor,
             bias: Optional[Tensor]) -> Tensor:
     """Non-overlapping ``tile x tile`` output tiles ``(tile, tile, N*rows*cols*C)`` -> an
@@ -230,13 +237,6 @@ class _WinogradConv3x3(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
-def _sandwich_output(m: Tensor, tile: int) -> Tensor:
-    """``Y = A^T M A`` per tile: ``((tile+2)^2, P, C)`` -> ``(tile, tile, P*C)``."""
-    _, _, a_t = _matrices(tile, m)
-    size = tile + 2
-    return _sandwich(a_t, m.view(size, size, -1), a_t)
-
-
 def winograd_conv3x3(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
                      tile: int = 4) -> Tensor:
     """``F.conv2d(x, weight, bias, stride=1, padding=1)`` by Winograd F(tile x tile, 3x3),
@@ -263,8 +263,8 @@ class WinogradConv2d(nn.Conv2d):
 
     Only CPU tensors take the Winograd path: on CUDA the layer is ``nn.Conv2d`` (cuDNN picks
     its own algorithm, Winograd included), and so it is in a trace (an ONNX export has a plain
-    Conv node). Without gradients (inference) the transformed
-    filters are cached until the weight changes.
+    Conv node). Without gradients (inference) the transformed filters are cached until the
+    weight changes.
     """
 
     def __init__(self, *args, tile: int = 4, min_channels: int = DEFAULT_MIN_CHANNELS,
