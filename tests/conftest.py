@@ -7,8 +7,8 @@ import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / 'shared'
-CITYSCAPES_SAMPLE = SHARED / 'data' / 'cityscapes_sample'
+#: One real Cityscapes val frame kept in the repository (see tests/data/README.md).
+CITYSCAPES_SAMPLE = REPO_ROOT / 'tests' / 'data' / 'cityscapes_sample'
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 if str(REPO_ROOT) not in sys.path:
