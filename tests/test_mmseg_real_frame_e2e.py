@@ -1,6 +1,6 @@
-"""End to end through MMSegmentation on the real Cityscapes frame (../shared/data): our W18-small
-config trained from scratch with tools/train.py, evaluated with tools/test.py, then reloaded from
-its checkpoint with mmseg's own ``init_model`` and run on the image."""
+"""End to end through MMSegmentation on the real Cityscapes frame (tests/data/cityscapes_sample):
+our W18-small config trained from scratch with tools/train.py, evaluated with tools/test.py, then
+reloaded from its checkpoint with mmseg's own ``init_model`` and run on the image."""
 import glob
 import json
 import os

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the CPU stack of mmseg_hrplus into a project-local virtualenv, in the order that works
-# (../shared/docs/STACK.md): build tools, torch, mmcv built with its ops against that torch,
+# (docs/STACK.md): build tools, torch, mmcv built with its ops against that torch,
 # then the OpenMMLab packages and this package. Idempotent: when nothing it depends on changed
 # and the stack imports, a second run returns in seconds.
 #

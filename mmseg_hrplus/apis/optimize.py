@@ -52,7 +52,7 @@ FACTORIZE_HEAD_CHOICES = (True, False, 'auto')
 #: ``len(in_index) - 1`` maps of ``channels`` channels instead of the narrower inputs. With BN
 #: folded and channels_last, ``tools/benchmark.py --factorize-head both`` measured it faster
 #: on this project's 2-core AVX2 CPU (W48 whole model at 1x3x512x1024 and 1x3x128x256);
-#: ../shared/docs/STACK.md saw the opposite for mmseg's head without channels_last.
+#: docs/STACK.md records the opposite for mmseg's head without channels_last.
 AUTO_FACTORIZE_HEAD = True
 
 
