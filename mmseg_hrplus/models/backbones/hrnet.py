@@ -5,7 +5,8 @@ stream per stage (1/8, 1/16, 1/32); every HR module ends with a fusion in which 
 stream sums resampled versions of all input streams.
 
 Architectures are picked by name (``arch='w48'``, see :data:`ARCH_PRESETS`) or, for drop-in
-use with mmseg/mmdet configs, by their ``extra`` dict. State-dict keys are those of the official
+use with mmseg/mmdet configs and code, by their ``extra`` dict (``extra=...`` or, as in mmseg,
+the first positional argument). State-dict keys are those of the official
 HRNet, mmseg's and mmdet's ``HRNet`` (``conv1``, ``bn1``, ``conv2``, ``bn2``, ``layer1``,
 ``transition1..3``, ``stage2..4.{module}.branches/fuse_layers``), so their checkpoints load
 unchanged.
@@ -380,13 +381,38 @@ class HRModule(BaseModule):
 class HRNet(BaseModule):
     """HRNet backbone returning the streams of the last stage.
 
+    The positional order is that of mmseg's ``HRNet`` (``extra, in_channels, conv_cfg,
+    norm_cfg, norm_eval, with_cp, frozen_stages, zero_init_residual, multiscale_output,
+    pretrained, init_cfg``), so ``HRNet(extra, frozen_stages=2)`` ports unchanged; mmdet's
+    ``HRNet`` has the same order up to ``with_cp`` and no ``frozen_stages``. The options of our
+    own (``extra=`` and the fusion settings) are keyword-only.
+
     Args:
-        arch: preset name, one of :data:`ARCH_PRESETS` ('w18_small', 'w18', 'w32', 'w40',
-            'w48'). Default (when neither ``arch`` nor ``extra`` is given): 'w48'.
-        extra: mmseg/mmdet-style architecture dict (``stage1``..``stage4`` with
+        arch: the architecture: a preset name, one of :data:`ARCH_PRESETS` ('w18_small', 'w18',
+            'w32', 'w40', 'w48'), or an mmseg/mmdet-style ``extra`` dict (as mmseg's first
+            argument). Default (when neither ``arch`` nor ``extra`` is given): 'w48'.
+        in_channels: image channels.
+        conv_cfg: mmcv conv config (None: ``nn.Conv2d``).
+            ``dict(type='mmseg_hrplus.WinogradConv2d')`` computes the wide 3x3 convs by
+            Winograd F(4x4, 3x3) on CPU: same weights and keys, faster training steps.
+        norm_cfg: mmcv norm config, e.g. ``dict(type='SyncBN', requires_grad=True)``.
+        norm_eval: keep BN layers in eval mode while training (frozen statistics). mmdet's
+            HRNet defaults to True: set it explicitly when porting an mmdet config.
+        with_cp: gradient checkpointing per residual block (less memory, one more forward).
+            BN running statistics are updated once per step, as without it.
+        frozen_stages: -1 freezes nothing; 0 the stem; k >= 1 also ``layer1``/``stage2..k``
+            with the transition leaving each (``transition1..k``; paper new-stream rows sit in
+            their stage), i.e. everything computing the inputs of stage k + 1. Max 4.
+        zero_init_residual: after ``init_weights``, set the weight of the last norm of every
+            residual block (``bn3`` of Bottlenecks, ``bn2`` of BasicBlocks) to zero, so each
+            block starts as the identity. Skipped when ``init_cfg`` loads a checkpoint.
+        multiscale_output: return all four streams (True) or the 1/4 stream only.
+        pretrained: deprecated mmseg argument (segmentors pass ``model.pretrained`` here); same
+            as ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
+        init_cfg: mmengine init config. Default: Kaiming for convs, 1 for norm weights.
+        extra: keyword form of an ``extra`` dict (``stage1``..``stage4`` with
             ``num_modules``, ``num_branches``, ``block``, ``num_blocks``, ``num_channels``);
             exclusive with ``arch``.
-        in_channels: image channels.
         fusion_mode: 'official' or 'paper': the defaults of ``fuse_order`` and ``new_branch``.
         fuse_order: 'conv_first' (official) or 'upsample_first' (paper) for lower-to-higher
             fusion paths; ``None`` takes it from ``fusion_mode``.
@@ -396,24 +422,6 @@ class HRNet(BaseModule):
         upsample_mode: 'bilinear' (mmseg) or 'nearest' (mmdet).
         align_corners: for bilinear upsampling (False in mmseg); must stay None/False with
             'nearest'.
-        multiscale_output: return all four streams (True) or the 1/4 stream only.
-        frozen_stages: -1 freezes nothing; 0 the stem; k >= 1 also ``layer1``/``stage2..k``
-            with the transition leaving each (``transition1..k``; paper new-stream rows sit in
-            their stage), i.e. everything computing the inputs of stage k + 1. Max 4.
-        norm_eval: keep BN layers in eval mode while training (frozen statistics). mmdet's
-            HRNet defaults to True: set it explicitly when porting an mmdet config.
-        with_cp: gradient checkpointing per residual block (less memory, one more forward).
-            BN running statistics are updated once per step, as without it.
-        zero_init_residual: after ``init_weights``, set the weight of the last norm of every
-            residual block (``bn3`` of Bottlenecks, ``bn2`` of BasicBlocks) to zero, so each
-            block starts as the identity. Skipped when ``init_cfg`` loads a checkpoint.
-        conv_cfg: mmcv conv config (None: ``nn.Conv2d``).
-            ``dict(type='mmseg_hrplus.WinogradConv2d')`` computes the wide 3x3 convs by
-            Winograd F(4x4, 3x3) on CPU: same weights and keys, faster training steps.
-        norm_cfg: mmcv norm config, e.g. ``dict(type='SyncBN', requires_grad=True)``.
-        pretrained: deprecated mmseg argument (segmentors pass ``model.pretrained`` here); same
-            as ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
-        init_cfg: mmengine init config. Default: Kaiming for convs, 1 for norm weights.
 
     Shapes:
         input ``(N, in_channels, H, W)`` of any size; output ``out_specs``-many tensors, stream
@@ -422,23 +430,24 @@ class HRNet(BaseModule):
     """
 
     def __init__(self,
-                 arch: Optional[str] = None,
-                 extra: Optional[dict] = None,
+                 arch: Optional[Union[str, dict]] = None,
                  in_channels: int = 3,
+                 conv_cfg: Optional[ConfigType] = None,
+                 norm_cfg: ConfigType = dict(type='BN', requires_grad=True),
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 frozen_stages: int = -1,
+                 zero_init_residual: bool = False,
+                 multiscale_output: bool = True,
+                 pretrained: Optional[str] = None,
+                 init_cfg: Optional[Union[ConfigType, List[ConfigType]]] = None,
+                 *,
+                 extra: Optional[dict] = None,
                  fusion_mode: str = 'official',
                  fuse_order: Optional[str] = None,
                  new_branch: Optional[str] = None,
                  upsample_mode: str = 'bilinear',
-                 align_corners: Optional[bool] = False,
-                 multiscale_output: bool = True,
-                 frozen_stages: int = -1,
-                 norm_eval: bool = False,
-                 with_cp: bool = False,
-                 zero_init_residual: bool = False,
-                 conv_cfg: Optional[ConfigType] = None,
-                 norm_cfg: ConfigType = dict(type='BN', requires_grad=True),
-                 pretrained: Optional[str] = None,
-                 init_cfg: Optional[Union[ConfigType, List[ConfigType]]] = None):
+                 align_corners: Optional[bool] = False):
         if pretrained is not None:
             if init_cfg is not None:
                 raise ValueError('pretrained and init_cfg are both set; use init_cfg only')
@@ -449,11 +458,18 @@ class HRNet(BaseModule):
         super().__init__(init_cfg)
 
         if arch is not None and extra is not None:
-            raise ValueError(f'arch={arch!r} and extra are both given; give one of them')
+            given = 'an extra dict' if isinstance(arch, dict) else repr(arch)
+            raise ValueError(f'arch={given} and extra are both given; give one of them')
+        if isinstance(arch, dict):  # mmseg/mmdet order: HRNet(extra, ...)
+            arch, extra = None, arch
         if extra is not None:
             stages = extra_to_stages(extra)
         else:
             arch = 'w48' if arch is None else arch
+            if not isinstance(arch, str):
+                raise ValueError(f'arch={arch!r} is not supported; allowed values: a preset name '
+                                 f'({", ".join(repr(a) for a in ARCH_PRESETS)}) or an mmseg-style '
+                                 f'extra dict')
             _choice('arch', arch, tuple(ARCH_PRESETS))
             stages = ARCH_PRESETS[arch].stages()
         _choice('fusion_mode', fusion_mode, tuple(FUSION_MODES))
@@ -467,6 +483,12 @@ class HRNet(BaseModule):
                 raise ValueError(f'align_corners={align_corners!r} needs '
                                  f'upsample_mode=\'bilinear\', got upsample_mode=\'nearest\'')
             align_corners = None
+        if isinstance(frozen_stages, bool):
+            # mmdet's HRNet has no frozen_stages: its 7th positional argument is
+            # zero_init_residual. A bool here is such a call; True would freeze stage 1.
+            raise ValueError(f'frozen_stages={frozen_stages!r} must be an int, not a bool; '
+                             f'allowed values: -1, 0, 1, 2, 3, 4 (mmdet\'s HRNet takes '
+                             f'zero_init_residual in this position: pass it by keyword)')
         _choice('frozen_stages', frozen_stages, tuple(range(-1, 5)))
         if not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f'in_channels={in_channels!r} must be a positive int')
