@@ -213,17 +213,24 @@ class BiSeNetV2(BaseModule):
     With other depths there are ``2 + len(semantic_channels)`` outputs in the same layout;
     :attr:`out_specs` and :attr:`out_names` describe them.
 
+    The first four arguments are positional in the order of mmseg's ``BiSeNetV2``
+    (``in_channels, detail_channels, semantic_channels, semantic_expansion_ratio``, the last
+    one named ``expand_ratio`` here). mmseg's next ones (``bga_channels``, ``out_indices``,
+    ``align_corners``) belong to the aggregation, which is in :class:`BGAHead` here, so the
+    rest is keyword-only: a longer mmseg positional call fails instead of meaning something
+    else.
+
     Args:
-        arch: preset in :data:`ARCH_SETTINGS` (``'base'`` = the paper's BiSeNetV2 = mmseg's,
-            ``'large'`` = BiSeNetV2-L as described there). The arguments below, when given,
-            replace the preset's value.
         in_channels: image channels.
         detail_channels: channels of each detail stage; the detail output stride is
             ``2 ** len(detail_channels)``.
-        detail_depths: 3x3 convs per detail stage (>= 1).
         semantic_channels: Stem width (even), then one width per GE stage.
+        expand_ratio: GE expansion ratio (mmseg's ``semantic_expansion_ratio``).
+        arch: preset in :data:`ARCH_SETTINGS` (``'base'`` = the paper's BiSeNetV2 = mmseg's,
+            ``'large'`` = BiSeNetV2-L as described there). The channel, depth and ratio
+            arguments, when given, replace the preset's value.
+        detail_depths: 3x3 convs per detail stage (>= 1).
         semantic_depths: GE layers per GE stage (>= 1; one entry per GE stage).
-        expand_ratio: GE expansion ratio.
         conv_cfg, norm_cfg, act_cfg: mmcv layer configs, used by every layer (mmseg's
             BiSeNetV2 ignores ``norm_cfg`` inside the backbone and always uses BN).
         norm_eval: keep norm layers in eval mode (frozen statistics) during training.
@@ -244,13 +251,14 @@ class BiSeNetV2(BaseModule):
     """
 
     def __init__(self,
-                 arch: str = 'base',
                  in_channels: int = 3,
                  detail_channels: Optional[Sequence[int]] = None,
-                 detail_depths: Optional[Sequence[int]] = None,
                  semantic_channels: Optional[Sequence[int]] = None,
-                 semantic_depths: Optional[Sequence[int]] = None,
                  expand_ratio: Optional[int] = None,
+                 *,
+                 arch: str = 'base',
+                 detail_depths: Optional[Sequence[int]] = None,
+                 semantic_depths: Optional[Sequence[int]] = None,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  act_cfg: dict = dict(type='ReLU'),
@@ -260,6 +268,11 @@ class BiSeNetV2(BaseModule):
             init_cfg = [dict(type='Kaiming', layer='Conv2d'),
                         dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
         super().__init__(init_cfg=init_cfg)
+        if isinstance(in_channels, str):
+            raise ValueError(f'in_channels must be a positive int, got {in_channels!r}; the '
+                             f'preset is chosen by keyword: BiSeNetV2(arch={in_channels!r})')
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+            raise ValueError(f'in_channels must be a positive int, got {in_channels!r}')
         if arch not in ARCH_SETTINGS:
             raise ValueError(f'arch must be one of {sorted(ARCH_SETTINGS)}, got {arch!r}')
         preset = ARCH_SETTINGS[arch]

@@ -72,8 +72,18 @@ def _check_choice(name: str, value, allowed: Sequence) -> None:
 class DilatedResNet(BaseModule):
     """ResNet with dilated late stages, as used by DeepLabv2.
 
+    The first four arguments are positional in the order of mmseg's ``ResNet`` (``depth,
+    in_channels, stem_channels, base_channels``); mmseg's next ones (``num_stages``,
+    ``strides``, ``dilations``, ...) have no counterpart here, so everything after
+    ``base_channels`` is keyword-only and a longer positional call fails instead of meaning
+    something else. (mmseg's ``ResNetV1c`` takes keywords only.)
+
     Args:
         depth: 50, 101 or 152 (bottleneck ResNets).
+        in_channels: input image channels.
+        stem_channels: channels at the end of the stem.
+        base_channels: bottleneck width of the first stage (doubled at every stage; the stage
+            output has 4x as many channels).
         output_stride: ratio of input size to the size of the last feature map: 8 (DeepLabv2:
             res4 and res5 without stride, dilation 2 and 4), 16 (res5 dilated by 2) or 32 (the
             plain classification network).
@@ -91,10 +101,6 @@ class DilatedResNet(BaseModule):
         style: ``'pytorch'`` puts the stride on the 3x3 conv of a downsampling block (torchvision
             and mmseg weights); ``'caffe'`` on the first 1x1 conv (the original Caffe ResNet that
             DeepLabv2 fine-tuned). Irrelevant to stages that are dilated instead of strided.
-        in_channels: input image channels.
-        stem_channels: channels at the end of the stem.
-        base_channels: bottleneck width of the first stage (doubled at every stage; the stage
-            output has 4x as many channels).
         frozen_stages: -1 freezes nothing, 0 the stem, ``k`` the stem and stages 1..k
             (parameters stop getting gradients and their norm layers stay in eval mode).
         norm_eval: keep every BatchNorm in eval mode during training (frozen statistics, as
@@ -123,15 +129,16 @@ class DilatedResNet(BaseModule):
 
     def __init__(self,
                  depth: int = 101,
+                 in_channels: int = 3,
+                 stem_channels: int = 64,
+                 base_channels: int = 64,
+                 *,
                  output_stride: int = 8,
                  stem: str = 'v1',
                  contract_dilation: bool = False,
                  multi_grid: Optional[Sequence[int]] = None,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  style: str = 'pytorch',
-                 in_channels: int = 3,
-                 stem_channels: int = 64,
-                 base_channels: int = 64,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,

@@ -72,12 +72,16 @@ class FCBranch(BaseModule):
 class ASPPHead(BaseDecodeHead):
     """DeepLabv2 ASPP: one atrous classifier per rate, logits summed.
 
+    As in mmseg's ``ASPPHead``, ``dilations`` is the only positional argument, so
+    ``ASPPHead((6, 12, 18, 24), in_channels=..., num_classes=...)`` ports with the same
+    meaning; everything else is keyword-only (as in mmseg's ``BaseDecodeHead``).
+
     Args:
+        dilations: one branch per atrous rate; ``(6, 12, 18, 24)`` is the paper's ASPP-L,
+            ``(2, 4, 8, 12)`` its ASPP-S.
         in_channels: channels of the selected backbone output (2048 for ResNet res5), or one
             entry per input with ``input_transform='resize_concat'``.
         num_classes: number of classes.
-        dilations: one branch per atrous rate; ``(6, 12, 18, 24)`` is the paper's ASPP-L,
-            ``(2, 4, 8, 12)`` its ASPP-S.
         branch_channels: ``None`` (default): each branch is a single 3x3 atrous conv from the
             features to the logits (the ResNet-101 model). An int: the VGG-16 form, where each
             branch is fc6 (3x3 atrous to ``branch_channels``) -> fc7 (1x1) -> fc8 (1x1 to the
@@ -98,8 +102,9 @@ class ASPPHead(BaseDecodeHead):
 
     Raises:
         ValueError: for empty or non-positive ``dilations``, a non-positive ``branch_channels``,
-            ``dropout_ratio`` outside [0, 1), ``input_transform='multiple_select'``, or a
-            ``norm_cfg`` (the head has no normalisation layer).
+            ``dropout_ratio`` outside [0, 1), ``input_transform='multiple_select'``, a
+            ``norm_cfg`` (the head has no normalisation layer) or a ``channels`` (it has no
+            intermediate features).
 
     Example:
         >>> import torch
@@ -109,10 +114,10 @@ class ASPPHead(BaseDecodeHead):
     """
 
     def __init__(self,
-                 in_channels: Union[int, Sequence[int]],
-                 *,
-                 num_classes: int,
                  dilations: Sequence[int] = ASPP_L_DILATIONS,
+                 *,
+                 in_channels: Optional[Union[int, Sequence[int]]] = None,
+                 num_classes: int,
                  branch_channels: Optional[int] = None,
                  dropout_ratio: Optional[float] = None,
                  in_index: Union[int, Sequence[int]] = -1,
@@ -122,6 +127,13 @@ class ASPPHead(BaseDecodeHead):
                  init_cfg: Optional[Union[dict, List[dict]]] = dict(
                      type='Normal', std=0.01, bias=0, layer='Conv2d'),
                  **kwargs) -> None:
+        if isinstance(dilations, int):
+            raise ValueError(f'ASPPHead: dilations={dilations!r} must be a non-empty sequence of '
+                             f'positive ints, e.g. {ASPP_L_DILATIONS}; in_channels is '
+                             f'keyword-only (ASPPHead(in_channels={dilations!r}, ...))')
+        if in_channels is None:
+            raise ValueError('ASPPHead: in_channels is required (a keyword argument: the channels '
+                             'of the selected backbone output)')
         dilations = tuple(dilations)
         if not dilations or any(not isinstance(d, int) or d < 1 for d in dilations):
             raise ValueError(f'ASPPHead: dilations={dilations} must be a non-empty sequence of '
@@ -137,6 +149,11 @@ class ASPPHead(BaseDecodeHead):
         if input_transform not in (None, 'resize_concat'):
             raise ValueError(f'ASPPHead: input_transform={input_transform!r} is not supported; '
                              f"allowed values: (None, 'resize_concat')")
+        if 'channels' in kwargs:
+            raise ValueError(f"ASPPHead: channels={kwargs['channels']!r} cannot be used: "
+                             f'DeepLabv2 ASPP maps the features straight to logits (mmseg\'s '
+                             f'ASPPHead is DeepLabv3\'s); allowed: branch_channels for the '
+                             f'VGG-16 form')
         if kwargs.get('norm_cfg') is not None:
             raise ValueError(f"ASPPHead: norm_cfg={kwargs['norm_cfg']} cannot be used: "
                              f'DeepLabv2 ASPP has no normalisation layer; allowed value: None')
