@@ -1,5 +1,5 @@
-"""mmseg_hrplus/checkpoint.py: a checkpoint that cannot be read gives an error naming the file,
-on every mmengine load path; mismatched keys are reported, and refused when strict."""
+"""mmseg_hrplus/checkpoint: a checkpoint that cannot be read gives an error naming the file, on
+every mmengine load path; mismatched keys are reported, and refused when strict."""
 import os
 import pickle
 import random
@@ -13,8 +13,8 @@ from mmengine.model import BaseModel, BaseModule
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from mmseg_hrplus.checkpoint import (CheckpointError, UnsafeCheckpointError,
-                                    checkpoint_loader_is_ours, read_checkpoint)
+from mmseg_hrplus.checkpoint import (CheckpointError, CheckpointMismatchError,
+                                     UnsafeCheckpointError, loaders_are_ours, read_checkpoint)
 
 
 class Net(BaseModel):
@@ -33,12 +33,16 @@ class PretrainedNet(BaseModule):
         self.body = nn.Linear(3, 4)
 
 
+torch.manual_seed(1)
+GOOD_WEIGHTS = Net().state_dict()
+
+
 @pytest.fixture(scope='module')
 def files(tmp_path_factory):
     """One good checkpoint and every kind of damaged one, keyed by kind."""
     root = tmp_path_factory.mktemp('ckpt')
     good = root / 'good.pth'
-    torch.save({'state_dict': Net().state_dict(), 'meta': {'iter': 2}}, good)
+    torch.save({'state_dict': GOOD_WEIGHTS, 'meta': {'iter': 2}}, good)
     data = good.read_bytes()
     legacy = root / 'legacy.pth'
     torch.save({'state_dict': Net().state_dict()}, legacy, _use_new_zipfile_serialization=False)
@@ -63,16 +67,29 @@ def files(tmp_path_factory):
     return paths
 
 
-def test_local_paths_go_through_our_loader():
-    assert checkpoint_loader_is_ours()
-    # and only local paths: the download schemes keep mmengine's loaders
-    assert CheckpointLoader._get_checkpoint_loader('https://x/y.pth').__name__ == 'load_from_http'
+def test_every_path_goes_through_our_loaders():
+    assert loaders_are_ours()
+    assert CheckpointLoader._get_checkpoint_loader('https://x/y.pth').__module__ == \
+        'mmseg_hrplus.checkpoint.download'
 
 
 def runner_load_from(path):
     runner = Runner(model=Net(), work_dir=str(path.parent / 'runner'),
                     experiment_name=f'load_from_{path.stem}_{os.getpid()}')
     runner.load_checkpoint(str(path))
+    return runner.model.state_dict()
+
+
+def load_into_net(path):
+    net = Net()
+    load_checkpoint(net, str(path), map_location='cpu')
+    return net.state_dict()
+
+
+def load_pretrained(path):
+    net = PretrainedNet(str(path))
+    net.init_weights()
+    return net.state_dict()
 
 
 def runner_resume(path):
@@ -82,12 +99,13 @@ def runner_resume(path):
 
 
 LOAD_PATHS = {
-    '_load_checkpoint': lambda p: _load_checkpoint(str(p), map_location='cpu'),
-    'load_checkpoint': lambda p: load_checkpoint(Net(), str(p), map_location='cpu'),
-    'CheckpointLoader (converters)': lambda p: CheckpointLoader.load_checkpoint(str(p)),
+    '_load_checkpoint': lambda p: _load_checkpoint(str(p), map_location='cpu')['state_dict'],
+    'load_checkpoint': load_into_net,
+    'CheckpointLoader (converters)': lambda p: CheckpointLoader.load_checkpoint(str(p))[
+        'state_dict'],
     'Runner load_from': runner_load_from,
     'Runner resume': runner_resume,
-    'init_cfg Pretrained': lambda p: PretrainedNet(str(p)).init_weights(),
+    'init_cfg Pretrained': load_pretrained,
 }
 DAMAGED = {
     'truncated': r'\(\d+ bytes\): truncated, corrupted or not a PyTorch checkpoint \(RuntimeError: '
@@ -95,9 +113,10 @@ DAMAGED = {
     'empty': r': the file is empty \(0 bytes\)',
     'random bytes': r'\(4096 bytes\): truncated, corrupted or not a PyTorch checkpoint',
     'text': r'\(340 bytes\): truncated, corrupted or not a PyTorch checkpoint',
-    'corrupted pickle': r'truncated, corrupted or not a PyTorch checkpoint \(unpickling stopped',
-    'truncated legacy format': r'truncated, corrupted or not a PyTorch checkpoint '
-                               r'\(unpickling stopped at: unknown global torch\._utils\._rebu\)',
+    'corrupted pickle': r'truncated, corrupted or not a PyTorch checkpoint \((\w+Error: |'
+                        r'unpickling stopped at an unknown global )',
+    'truncated legacy format': r'truncated, corrupted or not a PyTorch checkpoint \(unpickling '
+                               r"stopped at an unknown global 'torch\._utils\._rebu'\)",
     'truncated legacy data': r'truncated, corrupted or not a PyTorch checkpoint \(',
 }
 
@@ -119,7 +138,10 @@ def test_damaged_checkpoint_error_names_the_file(files, kind, load):
 @pytest.mark.parametrize('name', [name for name in LOAD_PATHS if name != 'Runner resume'])
 def test_good_checkpoint_loads_on_every_path(files, name):
     # (resuming needs a whole training checkpoint: tests/tools/test_resume_exact.py)
-    LOAD_PATHS[name](files['good'])
+    loaded = LOAD_PATHS[name](files['good'])
+    assert {'body.weight', 'body.bias'} <= set(loaded)
+    for key, value in loaded.items():
+        assert torch.equal(value, GOOD_WEIGHTS[key]), key
 
 
 def test_missing_file_is_named(tmp_path):
@@ -169,8 +191,8 @@ def test_code_running_checkpoint_is_refused_by_name(tmp_path, payload, name, zip
     with pytest.raises(UnsafeCheckpointError) as info:
         _load_checkpoint(str(path), map_location='cpu')
     assert str(info.value).startswith(
-        f'refused checkpoint {path}: the file asks to run code or to build an object outside '
-        f'the allow-list (unsupported global {name}); nothing from it was executed')
+        f'refused checkpoint {path}: the file asks for `{name}`, which is outside the '
+        'allow-list; nothing was executed')
     assert isinstance(info.value, pickle.UnpicklingError)  # what torch.load itself raises
     assert not marker.exists()
 
@@ -210,10 +232,23 @@ def test_mismatched_keys_are_refused_when_strict(mismatched):
     path, _ = mismatched
     model = Net()
     before = model.body.weight.detach().clone()
-    with pytest.raises(RuntimeError, match=r'(?s)unexpected key in source state_dict: '
-                       r'extra.weight.*missing keys in source state_dict: head.weight'):
+    with pytest.raises(CheckpointMismatchError) as info:
         load_checkpoint(model, str(path), map_location='cpu', strict=True)
+    assert str(info.value) == (
+        f'checkpoint {path} does not fit Net (strict loading): 1 key missing from the file: '
+        'head.weight; 1 key not in the model: extra.weight; 1 key of another shape: head.bias '
+        '(file [5], model [2]). Is it the checkpoint of another model, or does it need a '
+        'converter?')
+    assert isinstance(info.value, RuntimeError)  # what mmengine raises
     assert model.body.weight.shape == before.shape
+
+
+def test_strict_mismatch_through_runner_load_from_names_the_file(mismatched):
+    path, _ = mismatched
+    runner = Runner(model=Net(), work_dir=str(path.parent / 'runner'),
+                    experiment_name=f'strict_{os.getpid()}')
+    with pytest.raises(CheckpointMismatchError, match=f'^checkpoint {path} does not fit Net'):
+        runner.load_checkpoint(str(path), strict=True)
 
 
 class ReachesForGetattr:
@@ -226,9 +261,8 @@ def test_getattr_beyond_history_buffer_statistics_is_refused(tmp_path):
     path = tmp_path / 'getattr.pth'
     torch.save({'meta': ReachesForGetattr()}, path)
     with pytest.raises(UnsafeCheckpointError, match=re.escape(
-            f'refused checkpoint {path}: the file asks to run code or to build an object outside '
-            "the allow-list (checkpoint asks for getattr(<class 'mmengine.logging.history_buffer"
-            ".HistoryBuffer'>, '__init__')")):
+            f"refused checkpoint {path}: the file asks for `getattr(HistoryBuffer, '__init__')`"
+            ', which is outside the allow-list; nothing was executed')):
         _load_checkpoint(str(path), map_location='cpu')
 
 
