@@ -14,13 +14,15 @@ returns ``(detail, semantic, stem, stage3, stage4, stage5)``: the auxiliary head
 Any key the rules do not cover (another decode head, ``num_convs=2`` in the main head, ...)
 raises instead of being dropped, so a wrong checkpoint fails here, not half-loaded.
 
-Command line: ``python tools/model_converters/mmseg2hrplus.py SRC DST``.
+Command line: ``python tools/model_converters/convert.py mmseg-bisenetv2 SRC DST``.
 """
 import re
 from collections import OrderedDict
 from typing import Callable, Dict, List, Mapping, Tuple, Union
 
 from torch import Tensor
+
+from .registry import ConversionError, Converted, register_source
 
 _Rule = Tuple[re.Pattern, Union[str, Callable[[re.Match], str]]]
 
@@ -75,7 +77,7 @@ def convert_mmseg_bisenetv2(checkpoint: Mapping) -> Dict[str, Tensor]:
         auxiliary_head=[BoosterHead(num_convs=2), ...])``; the tensors are not copied.
 
     Raises:
-        ValueError: listing every key no rule maps, or when there is no ``backbone.bga``.
+        ConversionError: listing every key no rule maps, or when there is no ``backbone.bga``.
     """
     out: Dict[str, Tensor] = OrderedDict()
     unknown = []
@@ -89,11 +91,23 @@ def convert_mmseg_bisenetv2(checkpoint: Mapping) -> Dict[str, Tensor]:
             unknown.append(key)
     if unknown:
         shown = ', '.join(unknown[:8]) + (' ...' if len(unknown) > 8 else '')
-        raise ValueError(
+        raise ConversionError(
             f'convert_mmseg_bisenetv2: {len(unknown)} keys are not part of an mmseg BiSeNetV2 '
             f'segmentor (BiSeNetV2 backbone with its bga, FCNHead with num_convs=1 as decode '
             f'head, FCNHead auxiliary heads): {shown}')
     if not any(key.startswith('decode_head.bga.') for key in out):
-        raise ValueError('convert_mmseg_bisenetv2: no backbone.bga.* keys: this is not an mmseg '
-                         'BiSeNetV2 segmentor checkpoint')
+        raise ConversionError('convert_mmseg_bisenetv2: no backbone.bga.* keys: this is not an '
+                              'mmseg BiSeNetV2 segmentor checkpoint')
     return out
+
+
+@register_source('mmseg-bisenetv2', "mmseg's bisenetv2_fcn segmentor checkpoints (1.x or 0.x)")
+def convert_mmseg_bisenetv2_source(checkpoint: Mapping) -> Converted:
+    """:func:`convert_mmseg_bisenetv2`, keeping the class names and palette of the meta."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint.get('meta'), Mapping) else {}
+    dataset_meta = dict(meta.get('dataset_meta') or {})
+    for old, new in (('CLASSES', 'classes'), ('PALETTE', 'palette')):  # mmseg 0.x
+        if old in meta:
+            dataset_meta.setdefault(new, meta[old])
+    return Converted(convert_mmseg_bisenetv2(checkpoint),
+                     meta={'dataset_meta': dataset_meta} if dataset_meta else {})

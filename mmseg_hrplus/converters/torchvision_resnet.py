@@ -10,16 +10,16 @@ instead of loading half-way under ``strict=False``.
 
 Command line::
 
-    python -m mmseg_hrplus.converters.torchvision_resnet resnet101-63fe2227.pth \\
+    python tools/model_converters/convert.py torchvision-resnet resnet101-63fe2227.pth \\
         checkpoints/resnet101_torchvision_v1.pth
 """
-import argparse
 import re
 from collections import OrderedDict
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping
 
-import torch
 from torch import Tensor
+
+from .registry import ConversionError, Converted, register_source
 
 _BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
 BACKBONE_KEY = re.compile(
@@ -52,7 +52,7 @@ def convert_torchvision_resnet(checkpoint: Mapping, prefix: str = '') -> Dict[st
         Ordered state dict without the classifier; tensors are the input tensors (not copies).
 
     Raises:
-        ValueError: listing keys that belong to neither the ResNet body nor the classifier.
+        ConversionError: listing keys that belong to neither the ResNet body nor the classifier.
     """
     out: Dict[str, Tensor] = OrderedDict()
     unknown = []
@@ -67,22 +67,16 @@ def convert_torchvision_resnet(checkpoint: Mapping, prefix: str = '') -> Dict[st
         out[prefix + key] = value
     if unknown:
         shown = ', '.join(unknown[:5]) + (' ...' if len(unknown) > 5 else '')
-        raise ValueError(f'convert_torchvision_resnet: {len(unknown)} keys are not part of a '
+        raise ConversionError(f'convert_torchvision_resnet: {len(unknown)} keys are not part of a '
                          f'torchvision ResNet (conv1, bn1, layer1-4, fc): {shown}')
     return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='torchvision ResNet checkpoint (.pth)')
-    parser.add_argument('dst', help='output checkpoint for DilatedResNet(stem="v1")')
-    parser.add_argument('--prefix', default='', help="key prefix, e.g. 'backbone.'")
-    args = parser.parse_args(argv)
-    state = torch.load(args.src, map_location='cpu', weights_only=True)
-    converted = convert_torchvision_resnet(state, prefix=args.prefix)
-    torch.save(converted, args.dst)
-    print(f'{args.src}: wrote {len(converted)} tensors to {args.dst}')
-
-
-if __name__ == '__main__':
-    main()
+@register_source('torchvision-resnet', 'torchvision ResNet-50/101/152 ImageNet weights, for '
+                 "DilatedResNet(stem='v1') via init_cfg")
+def convert_torchvision_resnet_source(checkpoint: Mapping, prefix: str = '') -> Converted:
+    """:func:`convert_torchvision_resnet`, reporting the dropped classifier."""
+    state = convert_torchvision_resnet(checkpoint, prefix=prefix)
+    dropped = {key: 'ImageNet classifier, no counterpart in a segmentation backbone'
+               for key in _unwrap(checkpoint) if CLASSIFIER_KEY.match(key.replace('module.', ''))}
+    return Converted(state, dropped)

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 OUR_CONFIG = REPO / 'configs' / 'bisenetv2' / 'bisenetv2_cityscapes-1024x1024.py'
 MMSEG_CONFIG = (Path(mmseg.__file__).parent / '.mim' / 'configs' / 'bisenetv2'
                 / 'bisenetv2_fcn_4xb4-160k_cityscapes-1024x1024.py')
-CLI = REPO / 'tools' / 'model_converters' / 'mmseg2hrplus.py'
+CLI = REPO / 'tools' / 'model_converters' / 'convert.py'
 
 
 def count(module):
@@ -83,13 +83,14 @@ def test_command_line_tool(mmseg_model, tmp_path):
     src, dst = tmp_path / 'mmseg.pth', tmp_path / 'ours.pth'
     torch.save({'state_dict': mmseg_model.state_dict(), 'meta': {'dataset_meta': {
         'classes': ('road', 'sidewalk')}}}, src)
-    spec = importlib.util.spec_from_file_location('mmseg2hrplus', CLI)
+    spec = importlib.util.spec_from_file_location('hrplus_convert_cli', CLI)
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
-    cli.main([str(src), str(dst)])
+    cli.main(['mmseg-bisenetv2', str(src), str(dst)])
     saved = torch.load(dst, map_location='cpu', weights_only=True)
     assert saved['meta']['dataset_meta']['classes'] == ('road', 'sidewalk')
-    assert saved['meta']['converted_from'].endswith('mmseg.pth')
+    assert saved['meta']['source'] == 'mmseg-bisenetv2'
+    assert saved['meta']['original_file'] == 'mmseg.pth' and saved['meta']['dropped_keys'] == {}
     ours = build(OUR_CONFIG)
     ours.load_state_dict(saved['state_dict'])  # strict
     assert set(saved['state_dict']) == set(ours.state_dict())

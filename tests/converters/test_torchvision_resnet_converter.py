@@ -9,7 +9,8 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from mmseg_hrplus.converters.torchvision_resnet import convert_torchvision_resnet, main
+from mmseg_hrplus.converters import convert_file
+from mmseg_hrplus.converters.torchvision_resnet import convert_torchvision_resnet
 from mmseg_hrplus.models.backbones.dilated_resnet import DilatedResNet
 
 
@@ -77,10 +78,14 @@ def test_wrapped_prefixed_and_unknown_keys(tv_r50):
 def test_command_line_round_trip(tmp_path, tv_r50):
     src, dst = tmp_path / 'resnet50-tv.pth', tmp_path / 'converted.pth'
     torch.save(tv_r50, src)
-    main([str(src), str(dst)])
+    convert_file('torchvision-resnet', str(src), str(dst))
     out = torch.load(dst, map_location='cpu', weights_only=True)
-    assert set(out) == set(tv_r50) - {'fc.weight', 'fc.bias'}
-    assert torch.equal(out['layer4.2.bn3.running_var'], tv_r50['layer4.2.bn3.running_var'])
+    assert set(out['state_dict']) == set(tv_r50) - {'fc.weight', 'fc.bias'}
+    assert torch.equal(out['state_dict']['layer4.2.bn3.running_var'],
+                       tv_r50['layer4.2.bn3.running_var'])
+    assert out['meta']['source'] == 'torchvision-resnet'
+    assert out['meta']['original_file'] == 'resnet50-tv.pth'
+    assert set(out['meta']['dropped_keys']) == {'fc.weight', 'fc.bias'}
 
 
 def test_converted_file_initialises_through_init_cfg(tmp_path, tv_r50):

@@ -5,7 +5,7 @@
 #   0 detail 128ch @1/8 | 1 semantic (after CE) 128ch @1/32 | 2 stem 16ch @1/4
 #   3 stage3 32ch @1/8  | 4 stage4 64ch @1/16               | 5 stage5 (before CE) 128ch @1/32
 # Booster heads: mmseg's widths and two 3x3 convs each (the paper draws one), so that mmseg's
-# trained BiSeNetV2 converts 1:1 (tools/model_converters/mmseg2hrplus.py). From scratch: the
+# trained BiSeNetV2 converts 1:1 (tools/model_converters/convert.py mmseg-bisenetv2). From scratch: the
 # backbone's default init is Kaiming-normal convs and BN weight 1, as in the paper.
 custom_imports = dict(imports=['mmseg_hrplus'], allow_failed_imports=False)
 

@@ -8,7 +8,7 @@
 # forward pass (gradients accumulated over 10).
 #
 # ImageNet initialisation: a torchvision ResNet-101 checkpoint converted to our keys, e.g.
-#   python -m mmseg_hrplus.converters.torchvision_resnet resnet101-63fe2227.pth \
+#   python tools/model_converters/convert.py torchvision-resnet resnet101-63fe2227.pth \
 #       checkpoints/resnet101_torchvision_v1.pth
 # (torchvision's IMAGENET1K_V1 weights, https://download.pytorch.org/models/resnet101-63fe2227.pth).
 # An mmseg ResNet-101 (7x7 stem) checkpoint loads as it is. Set checkpoint=None to start from

@@ -1,0 +1,161 @@
+"""One entry point for every checkpoint format we convert: ``convert_file(SOURCE, SRC, DST)``.
+
+A source format is a function registered with :func:`register_source`. It takes what the
+original file holds (read by the safe reader) and returns a :class:`Converted`: our state dict,
+the keys it dropped on purpose with the reason (an ImageNet classifier, a training-only loss
+weight), and meta (classes, ...). Every source key is either used, or listed in ``dropped``;
+any other key makes the function raise :class:`ConversionError`, so a wrong file fails here
+instead of loading half-way under ``strict=False``.
+
+Written files are mmengine checkpoints: ``{'state_dict': ..., 'meta': {'source': SOURCE,
+'original_file': <file name>, 'dropped_keys': {...}, ...}}``.
+"""
+import os
+import os.path as osp
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+
+import torch
+from torch import Tensor
+
+
+class ConversionError(ValueError):
+    """A file that is not of the named source format; the message names the source, the file
+    (when converting a file) and the first keys or shapes that do not fit."""
+
+
+@dataclass
+class Converted:
+    """What a source converter returns.
+
+    Attributes:
+        state_dict: our keys -> tensors (not copies of the source's).
+        dropped: source key -> why it has no counterpart (reported, never silent).
+        meta: extra meta for the written checkpoint (e.g. ``classes``).
+    """
+    state_dict: Dict[str, Tensor]
+    dropped: Dict[str, str] = field(default_factory=dict)
+    meta: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourceFormat:
+    name: str
+    description: str
+    convert: Callable[..., Converted]
+
+
+SOURCES: Dict[str, SourceFormat] = {}
+
+
+def register_source(name: str, description: str) -> Callable:
+    """Decorator: register ``convert(checkpoint, **options) -> Converted`` for ``name``."""
+    def wrap(convert: Callable[..., Converted]) -> Callable[..., Converted]:
+        if name in SOURCES:
+            raise KeyError(f'converter source {name!r} is already registered')
+        SOURCES[name] = SourceFormat(name, description, convert)
+        return convert
+    return wrap
+
+
+def source_names() -> List[str]:
+    _import_all_sources()
+    return sorted(SOURCES)
+
+
+def get_source(name: str) -> SourceFormat:
+    _import_all_sources()
+    if name not in SOURCES:
+        raise ValueError(f'unknown converter source {name!r}; choose one of: '
+                         f'{", ".join(sorted(SOURCES))}')
+    return SOURCES[name]
+
+
+def _import_all_sources() -> None:
+    """Import every module of this package, so that their sources are registered."""
+    import importlib
+    import pkgutil
+    package = importlib.import_module(__package__)
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f'{__package__}.{info.name}')
+
+
+# ------------------------------------------------------------------------------------------
+# Helpers the source converters share
+# ------------------------------------------------------------------------------------------
+
+def unwrap_state_dict(checkpoint: Mapping, wrappers: Iterable[str] = ('state_dict', 'model'),
+                      prefixes: Iterable[str] = ('module.',)) -> 'OrderedDict[str, Any]':
+    """The state dict inside a training checkpoint, with wrapper prefixes stripped.
+
+    Args:
+        checkpoint: a state dict, or a dict holding one under one of ``wrappers``.
+        wrappers: keys under which training scripts keep the weights.
+        prefixes: key prefixes added by wrappers (``module.`` of DataParallel/DDP); each is
+            stripped when every key carries it.
+    """
+    state = checkpoint
+    for wrapper in wrappers:
+        inner = state.get(wrapper) if isinstance(state, Mapping) else None
+        if isinstance(inner, Mapping) and any(isinstance(v, Tensor) for v in inner.values()):
+            state = inner
+            break
+    if not isinstance(state, Mapping):
+        raise ConversionError(f'expected a state dict, got {type(state).__name__}')
+    state = OrderedDict(state)
+    for prefix in prefixes:
+        if state and all(key.startswith(prefix) for key in state):
+            state = OrderedDict((key[len(prefix):], value) for key, value in state.items())
+    return state
+
+
+def first_keys(keys: Iterable[str], limit: int = 8) -> str:
+    keys = list(keys)
+    return ', '.join(keys[:limit]) + (f' ... ({len(keys) - limit} more)' if len(keys) > limit
+                                      else '')
+
+
+def refuse_unknown(source: str, unknown: List[str], expected: str) -> None:
+    """Raise :class:`ConversionError` if any key was neither used nor dropped."""
+    if unknown:
+        raise ConversionError(f'{source}: {len(unknown)} keys are not part of {expected}: '
+                              f'{first_keys(unknown)}')
+
+
+# ------------------------------------------------------------------------------------------
+# Files
+# ------------------------------------------------------------------------------------------
+
+def read_source_file(src: str) -> Any:
+    """A source file (local path or URL) read by the safe reader."""
+    if src.startswith(('http://', 'https://')):
+        from ..checkpoint import load_checkpoint_from_url
+        return load_checkpoint_from_url(src, map_location='cpu')
+    from ..checkpoint import read_checkpoint
+    return read_checkpoint(src, map_location='cpu')
+
+
+def convert_file(source: str, src: str, dst: Optional[str] = None,
+                 **options: Any) -> Converted:
+    """Convert ``src`` (a file of format ``source``) and write ``dst``, if given.
+
+    Raises:
+        ValueError: ``source`` is not a registered format.
+        ConversionError: the file does not fit the format; names the file and the source.
+        mmseg_hrplus.checkpoint.CheckpointError: the file is damaged or unsafe.
+    """
+    fmt = get_source(source)
+    checkpoint = read_source_file(src)
+    try:
+        converted = fmt.convert(checkpoint, **options)
+    except ConversionError as err:
+        raise ConversionError(f'{src} is not a {source} checkpoint ({fmt.description}): '
+                              f'{err}') from None
+    if dst is not None:
+        meta = dict(converted.meta)
+        meta.update(source=source, original_file=osp.basename(src),
+                    dropped_keys=dict(converted.dropped))
+        os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+        torch.save({'state_dict': converted.state_dict, 'meta': meta}, dst)
+    return converted
