@@ -1,14 +1,33 @@
-# Entry points: `make install`, `make test`, `make demo`. Everything runs in .venv (CPU stack).
+# Entry points: `make install`, `make test`, `make demo`. Everything runs in .venv (main stack:
+# torch 2.13 CPU). The torch 2.1 stack (what GPU users with OpenMMLab's prebuilt mmcv 2.1.0
+# wheels run) has its own venv and targets: `make install-torch21`, `make test-torch21`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+VENV_TORCH21 ?= .venv-torch21
+PY_TORCH21 := $(VENV_TORCH21)/bin/python
 
-.PHONY: install test demo lint clean
+# What the torch 2.1 leg runs: checkpoint reading and security (local and by URL), exact resume,
+# the demo-sized train -> test -> infer cycle, 2-process and 2-node gloo training, every config,
+# and HRNet / BiSeNetV2 parity with mmseg.
+TESTS_TORCH21 := tests/checkpoint tests/test_checkpoint_loading.py \
+	tests/tools/test_checkpoint_security.py tests/tools/test_resume_exact.py \
+	tests/tools/test_demo.py tests/tools/test_dist_train.py tests/tools/test_multinode_train.py \
+	tests/configs/test_every_config.py tests/models/backbones/test_hrnet.py \
+	tests/models/backbones/test_bisenetv2.py tests/test_compat.py
+
+.PHONY: install test demo lint clean install-torch21 test-torch21
 
 install:
 	@bash tools/install.sh $(VENV)
 
 test: install
 	$(PY) -m pytest tests -q
+
+install-torch21:
+	@STACK=torch21 bash tools/install.sh $(VENV_TORCH21)
+
+test-torch21: install-torch21
+	$(PY_TORCH21) -m pytest $(TESTS_TORCH21) -q
 
 demo: install
 	$(PY) tools/demo.py
@@ -17,4 +36,4 @@ lint: install
 	$(PY) -m ruff check mmseg_hrplus tools tests configs
 
 clean:
-	rm -rf $(VENV) work_dirs data/demo
+	rm -rf $(VENV) $(VENV_TORCH21) work_dirs data/demo

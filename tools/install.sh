@@ -1,18 +1,44 @@
 #!/usr/bin/env bash
-# Install the CPU stack of mmseg_hrplus into a project-local virtualenv, in the order that works
-# (docs/STACK.md): build tools, torch, mmcv built with its ops against that torch,
-# then the OpenMMLab packages and this package. Idempotent: when nothing it depends on changed
-# and the stack imports, a second run returns in seconds.
+# Install one of the two stacks CI tests into a project-local virtualenv, in the order that
+# works (docs/STACK.md): build tools, torch, mmcv built with its ops against that torch, then
+# the OpenMMLab packages and this package. Idempotent: when nothing it depends on changed and
+# the stack imports, a second run returns in seconds.
 #
-# Usage: tools/install.sh [VENV_DIR]      (default: .venv; PYTHON selects the interpreter)
+#   STACK=main     torch 2.13.0 (the CPU wheel this machine kind holds), numpy < 2.3, onnx extra
+#   STACK=torch21  torch 2.1.2 + numpy < 2: what OpenMMLab's prebuilt mmcv 2.1.0 wheels serve on
+#                  GPUs (the index wheel is a CUDA build; it imports and runs on CPU)
+#
+# Usage: [STACK=main|torch21] tools/install.sh [VENV_DIR]   (PYTHON selects the interpreter)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-VENV=${1:-.venv}
+STACK=${STACK:-main}
 PYTHON=${PYTHON:-python3}
-TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}   # the CPU wheel this machine kind holds on disk
-STAMP="$VENV/.mmseg_hrplus-install"
 CONSTRAINTS=requirements/constraints.txt
+case "$STACK" in
+    main)
+        VENV=${1:-.venv}
+        TORCH_SPEC=torch==2.13.0          # the CPU wheel this machine kind holds on disk
+        STACK_CONSTRAINTS=$CONSTRAINTS
+        EXTRAS=(-r requirements/onnx.txt)
+        # pip's default cache: a second install reuses the mmcv wheel built against this torch
+        MMCV_CACHE=()
+        ;;
+    torch21)
+        VENV=${1:-.venv-torch21}
+        TORCH_SPEC=torch==2.1.2
+        STACK_CONSTRAINTS=requirements/constraints-torch21.txt
+        EXTRAS=()
+        # pip keys its wheel cache by the mmcv sdist, not by torch: a wheel built against the
+        # main stack's torch would be reused here and fail to load its ops. Own cache dir.
+        MMCV_CACHE=(--cache-dir "${XDG_CACHE_HOME:-$HOME/.cache}/pip-mmcv-torch21")
+        ;;
+    *)
+        echo "tools/install.sh: STACK=$STACK is not one of: main, torch21" >&2
+        exit 2
+        ;;
+esac
+STAMP="$VENV/.mmseg_hrplus-install"
 
 # pip noise that is expected here: this machine's pip config names local index folders that
 # may not exist, and torch's own requirement setuptools>=77 conflicts with the pin that mmcv's
@@ -25,7 +51,7 @@ log() { printf '[install %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 fingerprint() {
     cat tools/install.sh requirements/*.txt setup.py | sha256sum | cut -d' ' -f1
-    echo "$TORCH_SPEC"
+    echo "$STACK $TORCH_SPEC"
 }
 
 check_stack() {
@@ -53,10 +79,10 @@ PIP=(pip_quiet "$VENV/bin/python" -m pip --disable-pip-version-check)
 
 log "build tools (pip, setuptools<70 for mmcv's pkg_resources, wheel, ninja)"
 "${PIP[@]}" install -q -U pip wheel ninja
-log "torch ($TORCH_SPEC)"
+log "torch ($TORCH_SPEC, stack $STACK)"
 "${PIP[@]}" install -q "$TORCH_SPEC"
 # torch pulls a new setuptools; mmcv's setup.py still imports pkg_resources, gone in >=70.
-"${PIP[@]}" install -q -c "$CONSTRAINTS" "setuptools<70" "numpy<2.3"
+"${PIP[@]}" install -q -c "$STACK_CONSTRAINTS" "setuptools<70" numpy
 
 if "$VENV/bin/python" -c 'from mmcv.ops import RoIAlign, batched_nms' 2>/dev/null; then
     log "mmcv with compiled ops already present"
@@ -65,7 +91,7 @@ else
     log "pip's wheel cache makes later installs take seconds. Progress every 60 s below."
     build_log=$(mktemp)
     MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "$VENV/bin/python" -m pip install -v --no-build-isolation \
-        -c "$CONSTRAINTS" mmcv==2.1.0 >"$build_log" 2>&1 &
+        "${MMCV_CACHE[@]}" -c "$STACK_CONSTRAINTS" mmcv==2.1.0 >"$build_log" 2>&1 &
     pip_pid=$!
     start=$SECONDS
     while kill -0 "$pip_pid" 2>/dev/null; do
@@ -82,8 +108,8 @@ else
 fi
 
 log "mmengine, mmsegmentation, mmdet, test tools"
-"${PIP[@]}" install -q -c "$CONSTRAINTS" mmengine==0.10.7 mmsegmentation==1.2.2 mmdet==3.3.0 \
-    -r requirements/tests.txt -r requirements/onnx.txt ftfy regex
+"${PIP[@]}" install -q -c "$STACK_CONSTRAINTS" mmengine==0.10.7 mmsegmentation==1.2.2 mmdet==3.3.0 \
+    -r requirements/tests.txt "${EXTRAS[@]}" ftfy regex
 log "mmseg_hrplus (editable)"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
 
