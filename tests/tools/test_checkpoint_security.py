@@ -138,3 +138,36 @@ def test_inference_init_model(setup):
     with pytest.raises(UnsafeCheckpointError) as info:
         init_model(str(setup['config']), str(setup['evil']), device='cpu')
     refused(setup, info)
+
+
+@pytest.fixture(scope='module')
+def served_evil(setup):
+    """The crafted file served from 127.0.0.1, with a fresh torch hub cache."""
+    from served_files import serve_directory
+    before = torch.hub.get_dir()
+    torch.hub.set_dir(str(setup['root'] / 'hub'))
+    with serve_directory(setup['root']) as base:
+        yield f'{base}/{setup["evil"].name}'
+    torch.hub.set_dir(before)
+
+
+def refused_url(setup, url, info):
+    message = str(info.value)
+    assert message.startswith(f'refused checkpoint {url} (downloaded to '), message
+    assert '`posix.system`' in message and 'nothing was executed' in message
+    assert not setup['marker'].exists()
+
+
+def test_inference_init_model_by_url(setup, served_evil):
+    from mmseg.apis import init_model
+    with pytest.raises(UnsafeCheckpointError) as info:
+        init_model(str(setup['config']), served_evil, device='cpu')
+    refused_url(setup, served_evil, info)
+
+
+def test_detector_init_detector_by_url(setup, served_evil):
+    from mmdet.apis import init_detector
+    config = REPO / 'configs' / 'mmdet' / 'faster-rcnn_hrnetv2p-w18_1x_coco.py'
+    with pytest.raises(UnsafeCheckpointError) as info:
+        init_detector(str(config), served_evil, device='cpu')
+    refused_url(setup, served_evil, info)
