@@ -19,6 +19,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
 from mmengine.model import BaseModule
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -36,6 +37,19 @@ def _is_int(value: object) -> bool:
 def _check_positive_int(name: str, value: object) -> int:
     if not _is_int(value) or value < 1:
         raise ValueError(f'{name} must be a positive int, got {value!r}')
+    return value
+
+
+def _check_choice(name: str, value: object, allowed: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f'{name} must be one of {", ".join(map(repr, allowed))}, '
+                         f'got {value!r}')
+    return value
+
+
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f'{name} must be True or False, got {value!r}')
     return value
 
 
@@ -65,25 +79,38 @@ class BilateralGuidedAggregation(BaseModule):
         out_channels: width of every path and of the output (``bga_channels``).
         stride_ratio: semantic stride / detail stride (4 for BiSeNetV2, 8 for HRNet 1/4-1/32).
         align_corners: of the bilinear upsampling.
+        upsample_mode: how the two semantic-resolution maps (``c`` and the gated ``b``) are
+            brought up to the detail size: ``'bilinear'`` (mmseg's BGALayer, the default) or
+            ``'nearest'`` (CoinCheung/BiSeNet's BGALayer: nearest-neighbour x ratio).
+        pointwise_bias: whether the 1x1 convs of the two depthwise-separable paths have a
+            bias (True in mmseg's BGALayer, False in CoinCheung/BiSeNet's).
         conv_cfg, norm_cfg, act_cfg: mmcv layer configs.
 
     Shape:
         detail (N, Cd, H, W), semantic (N, Cs, ~H/ratio, ~W/ratio) -> (N, out_channels, H, W).
     """
 
+    UPSAMPLE_MODES = ('bilinear', 'nearest')
+
     def __init__(self, detail_channels: int, semantic_channels: int, out_channels: int,
                  stride_ratio: int = 4, align_corners: bool = False,
+                 upsample_mode: str = 'bilinear', pointwise_bias: bool = True,
                  conv_cfg: Optional[dict] = None, norm_cfg: Optional[dict] = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU')) -> None:
         super().__init__()
         self.stride_ratio = stride_ratio
         self.align_corners = align_corners
+        self.upsample_mode = _check_choice('upsample_mode', upsample_mode, self.UPSAMPLE_MODES)
+        self.pointwise_bias = _check_bool('pointwise_bias', pointwise_bias)
 
         def dw_separable(in_channels: int) -> DepthwiseSeparableConvModule:
-            # BN after the depthwise conv only; the 1x1 keeps its bias.
+            # BN after the depthwise conv only; the 1x1 has no norm and, by default, a bias.
+            # mmcv passes `bias` to both convs: 'auto' keeps (depthwise with BN: no bias,
+            # 1x1: bias); False also removes the 1x1's (the depthwise has none with a norm).
             return DepthwiseSeparableConvModule(
                 in_channels, out_channels, 3, padding=1, conv_cfg=conv_cfg,
-                dw_norm_cfg=norm_cfg, dw_act_cfg=None, pw_norm_cfg=None, pw_act_cfg=None)
+                dw_norm_cfg=norm_cfg, dw_act_cfg=None, pw_norm_cfg=None, pw_act_cfg=None,
+                bias='auto' if pointwise_bias else False)
 
         def conv_bn(in_channels: int, stride: int = 1) -> ConvModule:
             return ConvModule(in_channels, out_channels, 3, stride=stride, padding=1, bias=False,
@@ -104,6 +131,14 @@ class BilateralGuidedAggregation(BaseModule):
     def _resize(self, x: Tensor, size: torch.Size) -> Tensor:
         return resize(x, size=size, mode='bilinear', align_corners=self.align_corners)
 
+    def _upsample(self, x: Tensor, size: torch.Size) -> Tensor:
+        """Semantic resolution -> detail resolution, in ``upsample_mode``."""
+        if self.upsample_mode == 'nearest':
+            # With sizes that are ratio x the semantic ones (inputs divisible by 32 for
+            # BiSeNetV2) this is exactly nearest x ratio; otherwise the nearest source pixel.
+            return F.interpolate(x, size=size, mode='nearest')
+        return self._resize(x, size)
+
     def forward(self, detail: Tensor, semantic: Tensor) -> Tensor:
         """Aggregate.
 
@@ -116,14 +151,14 @@ class BilateralGuidedAggregation(BaseModule):
         """
         high = self.detail_dw(detail)
         low = self.detail_down(detail)
-        semantic_up = self._resize(self.semantic_conv(semantic), high.shape[2:])
+        semantic_up = self._upsample(self.semantic_conv(semantic), high.shape[2:])
         semantic_gate = self.semantic_dw(semantic)
         # While tracing (ONNX export) always resize: an `if` on shapes would be frozen at the
         # example input, and a same-size bilinear resize is an exact copy.
         if torch.jit.is_tracing() or low.shape[2:] != semantic_gate.shape[2:]:
             low = self._resize(low, semantic_gate.shape[2:])
         fused_high = high * torch.sigmoid(semantic_up)
-        fused_low = self._resize(low * torch.sigmoid(semantic_gate), high.shape[2:])
+        fused_low = self._upsample(low * torch.sigmoid(semantic_gate), high.shape[2:])
         return self.fuse(fused_high + fused_low)
 
 
@@ -143,6 +178,10 @@ class BGAHead(BaseDecodeHead):
         bga_channels: width of the aggregation (128 in BiSeNetV2).
         stride_ratio: semantic stride / detail stride (4 for BiSeNetV2 (1/8, 1/32); 8 for
             HRNet's (1/4, 1/32)). :meth:`check_inputs` verifies it against a backbone.
+        upsample_mode: ``'bilinear'`` (default, mmseg's BGA) or ``'nearest'``
+            (CoinCheung/BiSeNet's BGA), see :class:`BilateralGuidedAggregation`.
+        pointwise_bias: bias in the aggregation's two 1x1 convs (default True, mmseg's;
+            CoinCheung/BiSeNet's have none).
         **kwargs: the rest of :class:`BaseDecodeHead`'s arguments (``num_classes``,
             ``dropout_ratio``, ``norm_cfg`` (default BN here, not None), ``align_corners``,
             ``loss_decode``, ...). ``input_transform`` is always ``'multiple_select'``.
@@ -167,12 +206,16 @@ class BGAHead(BaseDecodeHead):
                  in_index: Sequence[int] = (0, 1),
                  bga_channels: int = 128,
                  stride_ratio: int = 4,
+                 upsample_mode: str = 'bilinear',
+                 pointwise_bias: bool = True,
                  **kwargs) -> None:
         in_channels = _check_pair('in_channels', in_channels, positive=True)
         in_index = _check_pair('in_index', in_index, positive=False)
         _check_positive_int('channels', channels)
         _check_positive_int('bga_channels', bga_channels)
         _check_positive_int('stride_ratio', stride_ratio)
+        _check_choice('upsample_mode', upsample_mode, BilateralGuidedAggregation.UPSAMPLE_MODES)
+        _check_bool('pointwise_bias', pointwise_bias)
         transform = kwargs.pop('input_transform', 'multiple_select')
         if transform != 'multiple_select':
             raise ValueError(f"input_transform must be 'multiple_select' (BGAHead reads two "
@@ -185,7 +228,8 @@ class BGAHead(BaseDecodeHead):
         self.stride_ratio = stride_ratio
         self.bga = BilateralGuidedAggregation(
             in_channels[0], in_channels[1], bga_channels, stride_ratio=stride_ratio,
-            align_corners=self.align_corners, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
+            align_corners=self.align_corners, upsample_mode=upsample_mode,
+            pointwise_bias=pointwise_bias, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
             act_cfg=self.act_cfg)
         self.seg_conv = ConvModule(bga_channels, channels, 3, padding=1, conv_cfg=self.conv_cfg,
                                    norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
