@@ -4,8 +4,10 @@ A narrow HRNet + FCN head and a narrow BiSeNetV2 + BGA head are exported on a 64
 run by onnxruntime at 64x128 and at sizes that are not multiples of 32 (72x100: HRNet streams
 18x25, 9x13, 5x7, 3x4, where the fusion takes mmseg's two-step resize). Before the export fix the
 HRNet graph was 67 off at 72x100 (the odd-size test was frozen at the example). BN statistics
-are calibrated on random images so the logits have a realistic magnitude (a few units) and
-1e-4 is a meaningful bound.
+are calibrated on random images so the logits have a realistic magnitude (a few units). The
+bounds are relative to the largest logit (tests/float_bounds.py): onnxruntime's kernels sum in
+another order than PyTorch's, and a Winograd backbone is exported as plain Conv nodes, so
+onnxruntime's direct conv is compared with PyTorch's Winograd arithmetic.
 """
 import sys
 from pathlib import Path
@@ -20,6 +22,7 @@ from mmseg_hrplus.testing import tiny_hrnet_extra
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tools' / 'deployment'))
 import export_onnx  # noqa: E402
+from float_bounds import DEEP, WINOGRAD_DEEP, assert_close_relative, check_relative  # noqa: E402
 
 NORM = dict(type='BN', requires_grad=True)
 PREPROCESSOR = dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
@@ -80,7 +83,8 @@ def test_exported_graph_matches_pytorch_at_two_sizes(tmp_path, model):
     report = export_onnx.verify_onnx(segmentor, out, [(64, 128), (72, 100), (97, 61)])
     for r in report:
         assert 1.0 < r['max_abs_logit'] < 100.0, r  # calibrated: realistic logits
-        assert r['max_abs_diff'] < 1e-4, r
+        check_relative(r['max_abs_diff'], r['max_abs_logit'], DEEP,
+                       f'onnxruntime vs PyTorch at {r["shape"]}')
 
 
 @TRACE_SAFE
@@ -105,9 +109,12 @@ def test_optimized_model_exports_at_any_size(tmp_path, head):
         assert any(getattr(m, 'uses_winograd', False) for m in fast.modules())
     assert type(fast.decode_head) is expected
     out = export_onnx.export_onnx(fast, str(tmp_path / 'fast.onnx'), (64, 128))
+    # onnxruntime's direct conv vs PyTorch's Winograd for the 'winograd' case
+    bound = WINOGRAD_DEEP if head.endswith('winograd') else DEEP
     for r in export_onnx.verify_onnx(fast, out, [(64, 128), (72, 100), (97, 61)]):
         assert 1.0 < r['max_abs_logit'] < 100.0, r
-        assert r['max_abs_diff'] < 1e-4, r
+        check_relative(r['max_abs_diff'], r['max_abs_logit'], bound,
+                       f'{head}: onnxruntime vs PyTorch at {r["shape"]}')
 
 
 def test_cli_exports_a_checkpoint_and_verifies(tmp_path, capsys):
@@ -118,7 +125,9 @@ def test_cli_exports_a_checkpoint_and_verifies(tmp_path, capsys):
     report = export_onnx.main([config, str(checkpoint), str(tmp_path / 'cli.onnx'),
                                '--shape', '64', '128', '--verify'])
     assert [r['shape'] for r in report] == [(64, 128), (72, 132)]
-    assert all(r['max_abs_diff'] < 1e-4 for r in report)
+    for r in report:
+        check_relative(r['max_abs_diff'], r['max_abs_logit'], DEEP,
+                       f'CLI --verify at {r["shape"]}')
     assert capsys.readouterr().out.count(' OK') == 2
     # the exported logits are those of the checkpoint's weights, at the input size
     import onnxruntime as ort
@@ -127,7 +136,7 @@ def test_cli_exports_a_checkpoint_and_verifies(tmp_path, capsys):
     with torch.no_grad():
         ref = export_onnx.SegmentorLogits(segmentor)(img)
     assert logits.shape == (3, 5, 40, 56)
-    assert torch.allclose(torch.from_numpy(logits), ref, atol=1e-4)
+    assert_close_relative(logits, ref, DEEP, 'onnxruntime vs PyTorch, batch of 3')
 
 
 def test_detector_config_and_wrong_checkpoint_are_refused(tmp_path):
