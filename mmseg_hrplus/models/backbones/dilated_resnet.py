@@ -101,6 +101,10 @@ class DilatedResNet(BaseModule):
         style: ``'pytorch'`` puts the stride on the 3x3 conv of a downsampling block (torchvision
             and mmseg weights); ``'caffe'`` on the first 1x1 conv (the original Caffe ResNet that
             DeepLabv2 fine-tuned). Irrelevant to stages that are dilated instead of strided.
+        stem_pool_ceil_mode: round the stem max-pool's output size up instead of down (Caffe's
+            pooling; the released DeepLabv2 models were trained with it). It changes the size,
+            and so every feature, only when the stem conv's output side is even, e.g. a 240 or
+            384 pixel input side (121 -> 61 either way, 120 -> 61 instead of 60).
         frozen_stages: -1 freezes nothing, 0 the stem, ``k`` the stem and stages 1..k
             (parameters stop getting gradients and their norm layers stay in eval mode).
         norm_eval: keep every BatchNorm in eval mode during training (frozen statistics, as
@@ -139,6 +143,7 @@ class DilatedResNet(BaseModule):
                  multi_grid: Optional[Sequence[int]] = None,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  style: str = 'pytorch',
+                 stem_pool_ceil_mode: bool = False,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
@@ -184,6 +189,7 @@ class DilatedResNet(BaseModule):
         self.multi_grid = multi_grid
         self.out_indices = tuple(sorted(out_indices))
         self.style = style
+        self.stem_pool_ceil_mode = bool(stem_pool_ceil_mode)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
@@ -239,7 +245,8 @@ class DilatedResNet(BaseModule):
             self.norm1_name, norm1 = build_norm_layer(self.norm_cfg, stem_channels, postfix=1)
             self.add_module(self.norm1_name, norm1)
             self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1,
+                                    ceil_mode=self.stem_pool_ceil_mode)
 
     @property
     def norm1(self) -> nn.Module:
@@ -285,7 +292,8 @@ class DilatedResNet(BaseModule):
         Returns:
             One tensor per entry of ``out_indices``; stage ``i`` has shape
             ``(N, 256 * 2**i, ceil(H / s_i), ceil(W / s_i))`` with ``s_i`` its stride in
-            :attr:`out_specs` (e.g. all of res3..res5 at 1/8 for ``output_stride=8``).
+            :attr:`out_specs` (e.g. all of res3..res5 at 1/8 for ``output_stride=8``); with
+            ``stem_pool_ceil_mode`` a side can be one larger (see that argument).
         """
         if self.stem_type == 'deep':
             x = self.stem(x)
