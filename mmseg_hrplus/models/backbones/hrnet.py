@@ -39,8 +39,10 @@ an identity) and of mmdet's nearest ``nn.Upsample``. When a stream size is odd, 
 side (25 -> 13 -> 7 -> 4), bilinear mode keeps mmseg's two steps (13 -> 26 -> 25), because a
 direct 13 -> 25 resize blurs less and gave outputs up to 10% different from mmseg's (3.0 on
 outputs of magnitude 30, random weights): mmseg-trained checkpoints would then not reproduce
-mmseg's numbers on such inputs (e.g. ADE20K whole-image inference). Nearest mode always resizes
-once: floor(floor(x) / 2) = floor(x / 2), so the two steps would select the same pixels.
+mmseg's numbers on such inputs (e.g. ADE20K whole-image inference). ``fuse_resize='single'``
+selects the official HRNet code's one direct resize instead (after the 1x1 conv + BN), which
+its checkpoints need on such sizes. Nearest mode always resizes once: floor(floor(x) / 2) =
+floor(x / 2), so the two steps would select the same pixels.
 Fusion sums are accumulated in place.
 
 Representations are head configurations of mmseg's ``FCNHead`` (no extra module needed):
@@ -102,24 +104,29 @@ class StageSpec(NamedTuple):
 
 
 class ArchPreset(NamedTuple):
-    """A standard HRNet: stage 1 is ``stem_blocks`` Bottlenecks of 64 planes; stage s = 2..4
-    has s branches of width ``width * 2**b``, ``branch_blocks`` BasicBlocks per branch and
-    ``modules[s - 2]`` HR modules."""
+    """A standard HRNet: stage 1 is ``stem_blocks`` Bottlenecks of ``stage1_planes`` planes
+    (``4 * stage1_planes`` channels out); stage s = 2..4 has s branches of width
+    ``width * 2**b``, ``branch_blocks`` BasicBlocks per branch and ``modules[s - 2]`` HR
+    modules. The two stem convs are 64 wide in every preset (as in the official code)."""
 
     width: int
     stem_blocks: int
     branch_blocks: int
     modules: Tuple[int, int, int]
+    stage1_planes: int = STEM_CHANNELS
 
     def stages(self) -> Tuple[StageSpec, ...]:
-        stage1 = StageSpec('BOTTLENECK', 1, (self.stem_blocks, ), (STEM_CHANNELS, ))
+        stage1 = StageSpec('BOTTLENECK', 1, (self.stem_blocks, ), (self.stage1_planes, ))
         rest = tuple(
             StageSpec('BASIC', self.modules[s - 2], (self.branch_blocks, ) * s,
                       tuple(self.width * 2**b for b in range(s))) for s in (2, 3, 4))
         return (stage1, ) + rest
 
 
-#: Named architectures (official/mmseg HRNetV2 configurations).
+#: Named architectures (official/mmseg HRNetV2 configurations). 'w18_small' is the official
+#: W18-Small-v2 (mmseg's hrnetv2_w18_small / fcn_hr18s); 'w18_small_v1' is the official
+#: W18-Small-v1: widths 16/32/64/128 despite its name, one module per stage, two blocks per
+#: branch and a single 32-plane Bottleneck (128 channels) in stage 1.
 ARCH_PRESETS: Dict[str, ArchPreset] = {
     #                        width  stem_blocks  branch_blocks  modules (stages 2, 3, 4)
     'w18_small': ArchPreset(18, 2, 2, (1, 3, 2)),
@@ -127,6 +134,7 @@ ARCH_PRESETS: Dict[str, ArchPreset] = {
     'w32': ArchPreset(32, 4, 4, (1, 4, 3)),
     'w40': ArchPreset(40, 4, 4, (1, 4, 3)),
     'w48': ArchPreset(48, 4, 4, (1, 4, 3)),
+    'w18_small_v1': ArchPreset(16, 1, 2, (1, 1, 1), stage1_planes=32),
 }
 
 #: ``fusion_mode`` -> (``fuse_order``, ``new_branch``).
@@ -137,6 +145,7 @@ FUSION_MODES: Dict[str, Tuple[str, str]] = {
 FUSE_ORDERS = ('conv_first', 'upsample_first')
 NEW_BRANCH_RULES = ('from_lowest', 'from_all')
 UPSAMPLE_MODES = ('bilinear', 'nearest')
+FUSE_RESIZES = ('two_step', 'single')
 _EXTRA_STAGE_KEYS = ('num_modules', 'num_branches', 'block', 'num_blocks', 'num_channels')
 
 
@@ -273,11 +282,14 @@ class HRFusion(nn.ModuleList):
         fuse_order: 'conv_first' or 'upsample_first'.
         upsample_mode: 'bilinear' or 'nearest'.
         align_corners: passed to the bilinear resize.
+        fuse_resize: 'two_step' (mmseg: by ``2**k``, then to the target size when they
+            differ) or 'single' (the official code: one resize straight to the target size).
     """
 
     def __init__(self, in_channels: Sequence[int], out_channels: Sequence[int],
                  fuse_order: str, upsample_mode: str, align_corners: Optional[bool],
-                 conv_cfg: Optional[ConfigType], norm_cfg: ConfigType):
+                 conv_cfg: Optional[ConfigType], norm_cfg: ConfigType,
+                 fuse_resize: str = 'two_step'):
         rows = []
         for i, c_out in enumerate(out_channels):
             row: List[Optional[nn.Module]] = []
@@ -296,10 +308,11 @@ class HRFusion(nn.ModuleList):
         self.upsample_first = fuse_order == 'upsample_first'
         self.upsample_mode = upsample_mode
         self.align_corners = align_corners
+        self.fuse_resize = fuse_resize
 
     def _resize(self, x: Tensor, size: torch.Size, hops: int) -> Tensor:
         """Upsample ``x`` by ``2**hops`` to exactly ``size`` (see the module notes)."""
-        if self.upsample_mode == 'bilinear':
+        if self.upsample_mode == 'bilinear' and self.fuse_resize == 'two_step':
             doubled = [n * 2**hops for n in x.shape[2:]]
             # Odd stream sizes: mmseg's two steps, for its numbers. A trace (ONNX export) would
             # freeze this size test at the example input, so it always takes both steps; the
@@ -353,12 +366,14 @@ class HRModule(BaseModule):
         fuse_out_channels: channels of the fusion outputs (see :class:`HRFusion`); ``None``
             means one output per branch.
         with_cp: gradient checkpointing of every block.
+        fuse_resize: see :class:`HRFusion`.
     """
 
     def __init__(self, block: str, num_blocks: Sequence[int], in_channels: Sequence[int],
                  num_channels: Sequence[int], fuse_out_channels: Optional[Sequence[int]],
                  fuse_order: str, upsample_mode: str, align_corners: Optional[bool],
-                 with_cp: bool, conv_cfg: Optional[ConfigType], norm_cfg: ConfigType):
+                 with_cp: bool, conv_cfg: Optional[ConfigType], norm_cfg: ConfigType,
+                 fuse_resize: str = 'two_step'):
         super().__init__()
         self.branches = nn.ModuleList(
             make_blocks(block, c_in, planes, n, conv_cfg, norm_cfg)
@@ -366,7 +381,7 @@ class HRModule(BaseModule):
         self.out_channels = [c * BLOCKS[block].expansion for c in num_channels]
         fuse_out = list(fuse_out_channels or self.out_channels)
         self.fuse_layers = HRFusion(self.out_channels, fuse_out, fuse_order, upsample_mode,
-                                    align_corners, conv_cfg, norm_cfg)
+                                    align_corners, conv_cfg, norm_cfg, fuse_resize)
         self.fuse_out_channels = fuse_out
         self.with_cp = with_cp
 
@@ -389,8 +404,8 @@ class HRNet(BaseModule):
 
     Args:
         arch: the architecture: a preset name, one of :data:`ARCH_PRESETS` ('w18_small', 'w18',
-            'w32', 'w40', 'w48'), or an mmseg/mmdet-style ``extra`` dict (as mmseg's first
-            argument). Default (when neither ``arch`` nor ``extra`` is given): 'w48'.
+            'w32', 'w40', 'w48', 'w18_small_v1'), or an mmseg/mmdet-style ``extra`` dict (as
+            mmseg's first argument). Default (when neither ``arch`` nor ``extra`` is given): 'w48'.
         in_channels: image channels.
         conv_cfg: mmcv conv config (None: ``nn.Conv2d``).
             ``dict(type='mmseg_hrplus.WinogradConv2d')`` computes the wide 3x3 convs by
@@ -422,6 +437,12 @@ class HRNet(BaseModule):
         upsample_mode: 'bilinear' (mmseg) or 'nearest' (mmdet).
         align_corners: for bilinear upsampling (False in mmseg); must stay None/False with
             'nearest'.
+        fuse_resize: how a lower stream reaches a higher one's size in bilinear mode:
+            'two_step' (default, mmseg's numbers: upsample by ``2**k``, then resize to the
+            target if the sizes differ) or 'single' (the official HRNet code: one resize
+            straight to the target). They agree whenever the target is ``2**k`` times the
+            source; on odd stream sizes (e.g. a 250x500 input, 1/4 stream 63x125) only
+            'single' reproduces official checkpoints. Nearest mode always resizes once.
 
     Shapes:
         input ``(N, in_channels, H, W)`` of any size; output ``out_specs``-many tensors, stream
@@ -447,7 +468,8 @@ class HRNet(BaseModule):
                  fuse_order: Optional[str] = None,
                  new_branch: Optional[str] = None,
                  upsample_mode: str = 'bilinear',
-                 align_corners: Optional[bool] = False):
+                 align_corners: Optional[bool] = False,
+                 fuse_resize: str = 'two_step'):
         if pretrained is not None:
             if init_cfg is not None:
                 raise ValueError('pretrained and init_cfg are both set; use init_cfg only')
@@ -478,6 +500,7 @@ class HRNet(BaseModule):
         _choice('fuse_order', fuse_order, FUSE_ORDERS)
         _choice('new_branch', new_branch, NEW_BRANCH_RULES)
         _choice('upsample_mode', upsample_mode, UPSAMPLE_MODES)
+        _choice('fuse_resize', fuse_resize, FUSE_RESIZES)
         if upsample_mode == 'nearest':
             if align_corners:
                 raise ValueError(f'align_corners={align_corners!r} needs '
@@ -500,6 +523,7 @@ class HRNet(BaseModule):
         self.new_branch = new_branch
         self.upsample_mode = upsample_mode
         self.align_corners = align_corners
+        self.fuse_resize = fuse_resize
         self.multiscale_output = multiscale_output
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
@@ -585,7 +609,7 @@ class HRNet(BaseModule):
                     out = out[:1]
             module = HRModule(spec.block, spec.num_blocks, channels, spec.num_channels, out,
                               self.fuse_order, self.upsample_mode, self.align_corners,
-                              self.with_cp, conv_cfg, norm_cfg)
+                              self.with_cp, conv_cfg, norm_cfg, self.fuse_resize)
             modules.append(module)
             channels = out
         # The new stream is not an output of this stage; the next transition picks it up.
