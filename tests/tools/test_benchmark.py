@@ -12,6 +12,7 @@ from mmseg_hrplus.testing import tiny_hrnet_extra
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tools'))
 import benchmark  # noqa: E402
+from float_bounds import DEEP, WINOGRAD_DEEP, check_relative  # noqa: E402
 
 EXTRA = tiny_hrnet_extra()
 CONFIG = """
@@ -68,8 +69,14 @@ def test_benchmark_json(config_pair, tmp_path):
             speedup = inference['speedup'][name][stat]
             ratio = inference['time_ratio'][name][stat]
             assert speedup > 0 and abs(speedup * ratio - 1) < 1e-9
-        assert inference['max_abs_diff'][name] < 1e-4
     assert inference['logit_abs_max'] > 1e-2  # calibrated BN: the comparison is not vacuous
+    # Our HRNet runs the ops of mmseg's in the same order: bit for bit equal logits. The
+    # optimised variants fold BN and run channels_last (and Winograd): rounding relative to
+    # the largest logit.
+    assert inference['max_abs_diff']['ours'] == 0.0
+    for name in variants - {'reference', 'ours'}:
+        check_relative(inference['max_abs_diff'][name], inference['logit_abs_max'],
+                       WINOGRAD_DEEP if 'winograd' in name else DEEP, f'{name} vs reference')
     assert inference['shape'] == [1, 3, 64, 96]
     train = data['train']
     assert set(train['min_s']) == {'ours', 'reference', 'ours_winograd'}
