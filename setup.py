@@ -34,6 +34,7 @@ setup(
     extras_require={
         'tests': read_requirements('tests.txt'),
         'onnx': read_requirements('onnx.txt'),
+        'crf': read_requirements('crf.txt'),
     },
     zip_safe=False,
 )

@@ -87,9 +87,10 @@ def make_visualizer(model, opacity: float):
 
 
 def run_inference(config: str, checkpoint: str, source: str, out_dir: str,
-                  device: str = 'cpu', opacity: float = 0.5) -> List[Dict[str, str]]:
+                  device: str = 'cpu', opacity: float = 0.5,
+                  crf: bool = False) -> List[Dict[str, str]]:
     """Segment every image of ``source``; returns one ``dict(image, label, overlay)`` per image
-    with the paths written."""
+    with the paths written. ``crf``: refine with the dense CRF (``pip install -e .[crf]``)."""
     from mmengine.utils import ProgressBar
     from mmseg.apis import init_model
 
@@ -97,6 +98,12 @@ def run_inference(config: str, checkpoint: str, source: str, out_dir: str,
     from mmseg_hrplus.apis.inference import as_bgr_image, segment_images
 
     inputs = collect_inputs(source)
+    if crf:
+        from mmengine.config import Config
+
+        from mmseg_hrplus.models.segmentors import enable_dense_crf
+        config = Config.fromfile(config)
+        config.model = enable_dense_crf(config.model)
     model = init_model(config, checkpoint, device=device)
     if model.decode_head.num_classes > 256:
         raise ValueError(f'num_classes={model.decode_head.num_classes}: label PNGs are uint8 '
@@ -133,9 +140,11 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, str]]:
     parser.add_argument('--device', default='cpu', help="e.g. 'cpu' or 'cuda:0'")
     parser.add_argument('--opacity', type=float, default=0.5,
                         help='weight of the class colours in the overlays, in [0, 1]')
+    parser.add_argument('--crf', action='store_true',
+                        help='refine with the dense CRF (DeepLabv2; pip install -e .[crf])')
     args = parser.parse_args(argv)
     written = run_inference(args.config, args.checkpoint, args.input, args.out_dir,
-                            args.device, args.opacity)
+                            args.device, args.opacity, args.crf)
     print(f'{len(written)} image(s): labels in {osp.join(args.out_dir, "labels")}, overlays in '
           f'{osp.join(args.out_dir, "overlays")}')
     return written

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint with an MMSeg or MMDet config on mmengine's Runner.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out PATH] [--show-dir DIR]
-                        [--tta] [--cfg-options k=v ...] [--launcher ...]
+                        [--tta] [--crf] [--cfg-options k=v ...] [--launcher ...]
 
 ``--out``: for MMSeg configs a directory that receives the predicted label maps; for MMDet
 configs a ``.pkl`` file of the raw detections. ``--show-dir`` writes drawn predictions.
@@ -30,6 +30,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                              'here every batch, so --show-dir holds one image per input)')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per shown image')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument('--crf', action='store_true',
+                        help='mmseg: refine predictions with the dense CRF (DeepLabv2), with the '
+                             "config's model.crf values or the defaults; needs "
+                             'pip install -e .[crf]')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -71,6 +75,11 @@ def main(argv=None) -> None:
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     scope = config_scope(cfg)
     cfg.load_from = args.checkpoint
+    if args.crf:
+        if scope != 'mmseg':
+            raise ValueError('--crf refines semantic segmentation; this is an MMDet config')
+        from mmseg_hrplus.models.segmentors import enable_dense_crf
+        cfg.model = enable_dense_crf(cfg.model)
     if args.show or args.show_dir:
         enable_visualization(cfg, args, scope)
     if args.tta:

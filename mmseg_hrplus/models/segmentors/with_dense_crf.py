@@ -12,7 +12,9 @@ logits resized to the original image size):
 
 * the image comes from the batch itself: the normalised input, de-normalised with the data
   preprocessor's mean/std, cropped and flipped like the logits, resized to the original size
-  if the pipeline resized it, rounded to uint8;
+  if the pipeline resized it, rounded to uint8, in the channel order the network was fed (BGR
+  for the Caffe-preprocessed DeepLabv2 configs, like kazuto1011's demo; RGB after
+  ``bgr_to_rgb``);
 * ``probs = softmax(seg_logits)``, refined by the CRF on that image;
 * ``pred_sem_seg`` becomes the argmax of the refined probabilities and ``seg_logits`` their
   log (so a softmax of it gives them back, e.g. in mmseg's test-time-augmentation merge).
