@@ -139,6 +139,20 @@ class BilateralGuidedAggregation(BaseModule):
             return F.interpolate(x, size=size, mode='nearest')
         return self._resize(x, size)
 
+    def _check_grids(self, detail_size: Sequence[int], semantic_size: Sequence[int]) -> None:
+        """Refuse maps whose sizes do not fit ``stride_ratio`` (a wrong ratio would otherwise
+        train silently on resized maps); a side may differ by one pixel from
+        ``ceil(detail / stride_ratio)``, as backbones round odd sizes up or down."""
+        expected = [-(-int(n) // self.stride_ratio) for n in detail_size]
+        if any(abs(int(got) - want) > 1 for got, want in zip(semantic_size, expected)):
+            ratios = 'x'.join(f'{int(d) / max(int(s), 1):.3g}'
+                              for d, s in zip(detail_size, semantic_size))
+            raise ValueError(
+                f'BGAHead: stride_ratio={self.stride_ratio} but the detail map is '
+                f'{tuple(int(n) for n in detail_size)} and the semantic map '
+                f'{tuple(int(n) for n in semantic_size)} (ratio {ratios}); set stride_ratio to '
+                'the semantic stride / the detail stride of the backbone outputs in in_index')
+
     def forward(self, detail: Tensor, semantic: Tensor) -> Tensor:
         """Aggregate.
 
@@ -149,6 +163,8 @@ class BilateralGuidedAggregation(BaseModule):
         Returns:
             (N, out_channels, H, W).
         """
+        if not torch.jit.is_tracing():
+            self._check_grids(detail.shape[2:], semantic.shape[2:])
         high = self.detail_dw(detail)
         low = self.detail_down(detail)
         semantic_up = self._upsample(self.semantic_conv(semantic), high.shape[2:])

@@ -40,8 +40,9 @@ def test_bga_equals_mmseg_bga_layer_with_the_same_weights():
     # 1/8 and 1/32 maps of a 72 x 100 image (sizes rounded up at each stride-2 step).
     detail, semantic = torch.randn(2, 128, 9, 13), torch.randn(2, 128, 3, 4)
     with torch.no_grad():
-        diff = (ours(detail, semantic) - ref(detail, semantic)).abs().max().item()
-    assert diff <= 1e-6
+        got, expected = ours(detail, semantic), ref(detail, semantic)
+    # the same ops in the same order: bit for bit (the message shows the difference otherwise)
+    assert torch.equal(got, expected), (got - expected).abs().max().item()
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
 
 
@@ -72,6 +73,18 @@ def test_hrnet_w18_inputs_1_4_and_1_32():
         # A backbone that rounds sizes down still works: the down path is resized.
         feats[3] = feats[3][:, :, :2, :3]
         assert tuple(head(feats).shape) == (2, 19, 18, 25)
+
+
+def test_maps_that_do_not_fit_stride_ratio_are_refused():
+    """A wrong stride_ratio (here 4 for HRNet's 1/4 and 1/32 maps) used to train silently on
+    resized maps under mmseg's own train.py; now forward names the ratio and the shapes."""
+    head = BGAHead(in_channels=(18, 144), in_index=(0, 3), stride_ratio=4, channels=16,
+                   bga_channels=24, num_classes=5).eval()
+    feats = [torch.randn(1, c, math.ceil(64 / s), math.ceil(128 / s)) for c, s in HRNET_W18_SPECS]
+    with pytest.raises(ValueError, match=r'BGAHead: stride_ratio=4 but the detail map is '
+                       r'\(16, 32\) and the semantic map \(2, 4\) \(ratio 8x8\); set '
+                       r'stride_ratio to'):
+        head(feats)
 
 
 def test_every_parameter_gets_a_gradient_in_one_backward():
