@@ -5,13 +5,15 @@
 #
 #   bash tools/dist_train.sh configs/hrnet_w48_cityscapes.py 4
 #
-# ImageNet initialisation: place the ImageNet HRNet-W48 weights at
-#   checkpoints/hrnetv2_w48_imagenet.pth   (relative to the working directory)
-# either mmseg's `open-mmlab://msra/hrnetv2_w48` file (hrnetv2_w48-d2186c55.pth, from the mmseg
-# model zoo) or the official HRNet-Image-Classification release
-# (hrnetv2_w48_imagenet_pretrained.pth), renamed. Both use the backbone key names of
-# mmseg_hrplus.HRNet; the classifier keys of the official file are reported as unexpected and
-# ignored. Without the file, set model.backbone.init_cfg=None to train from scratch.
+# ImageNet initialisation: `open-mmlab://msra/hrnetv2_w48`, the name mmseg's fcn_hr48 configs
+# use (model.pretrained there; the same file through backbone.init_cfg here), i.e.
+# https://download.openmmlab.com/pretrain/third_party/hrnetv2_w48-d2186c55.pth, downloaded once
+# into torch's hub cache and read by mmseg_hrplus's safe reader. Offline, point `checkpoint` at
+# a local copy; the official HRNet-Image-Classification file
+# (hrnetv2_w48_imagenet_pretrained.pth) converts to one without its classification modules:
+#   python tools/model_converters/convert.py hrnet-imagenet \
+#       hrnetv2_w48_imagenet_pretrained.pth checkpoints/hrnetv2_w48_imagenet_official.pth
+# To train from scratch set model.backbone.init_cfg=None.
 _base_ = [
     './_base_/models/hrnet_fcn.py',
     'mmseg::_base_/datasets/cityscapes.py',
@@ -27,5 +29,5 @@ model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(
         arch='w48',
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/hrnetv2_w48_imagenet.pth')),
+        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://msra/hrnetv2_w48')),
     decode_head=dict(in_channels=widths, channels=sum(widths)))
