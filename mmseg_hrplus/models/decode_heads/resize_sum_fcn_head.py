@@ -17,6 +17,7 @@ model; this head is the trainable, config-level form.)
 from typing import List
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.models.decode_heads import FCNHead
 from torch import Tensor
@@ -32,7 +33,8 @@ class ResizeSumFCNHead(FCNHead):
     a sum of per-stream 1x1 convs, each upsampled (see the module notes).
 
     Args: those of mmseg's ``FCNHead``; ``input_transform`` must be ``'resize_concat'``,
-    ``kernel_size`` 1, ``num_convs`` >= 1 and ``concat_input`` False.
+    ``kernel_size`` 1, ``num_convs`` >= 1, ``concat_input`` False and no ``conv_cfg`` (the
+    first conv must be a plain ``nn.Conv2d``).
 
     Shapes: inputs a list of ``(N, C_j, H_j, W_j)`` (``C_j = in_channels[j]`` for the selected
     ``in_index``); output logits ``(N, num_classes, H_0, W_0)``.
@@ -49,6 +51,11 @@ class ResizeSumFCNHead(FCNHead):
             problems.append(f'num_convs={self.num_convs} (allowed: >= 1)')
         elif self.convs[0].conv.kernel_size != (1, 1):
             problems.append(f'kernel_size={self.kernel_size} (allowed: 1)')
+        elif type(self.convs[0].conv) is not nn.Conv2d:
+            # The per-stream form calls F.conv2d on the weight: a conv layer with its own
+            # forward (ConvWS, ...) would be bypassed silently.
+            problems.append(f'conv_cfg={self.conv_cfg!r}, a {type(self.convs[0].conv).__name__} '
+                            'first conv (allowed: None, a plain nn.Conv2d)')
         elif self.convs[0].order != ('conv', 'norm', 'act'):
             problems.append(f'a first ConvModule with order={self.convs[0].order} (allowed: '
                             f"('conv', 'norm', 'act'))")

@@ -68,6 +68,10 @@ def test_other_settings_are_refused_with_the_allowed_values():
         _heads(kernel_size=3)
     with pytest.raises(ValueError, match=r'concat_input=True \(allowed: False\)'):
         _heads(concat_input=True)
+    # weight standardisation would be bypassed by the per-stream F.conv2d
+    with pytest.raises(ValueError, match=r"conv_cfg=\{'type': 'ConvWS'\}, a ConvWS2d first "
+                       r'conv \(allowed: None, a plain nn.Conv2d\)'):
+        _heads(conv_cfg=dict(type='ConvWS'))
     ref, ours = _heads()
     with pytest.raises(ValueError, match=r'expects streams of \[4, 8, 16, 32\] channels'):
         ours([torch.zeros(1, 4, 8, 8), torch.zeros(1, 8, 4, 4), torch.zeros(1, 16, 2, 2),
