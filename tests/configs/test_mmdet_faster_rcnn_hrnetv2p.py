@@ -113,29 +113,25 @@ def test_w32_parity_with_mmdet_detector(cityscapes_sample):
     data = ref.data_preprocessor(data, False)
     inputs, samples = data['inputs'], data['data_samples']
 
+    # Our backbone and neck run mmdet's ops in mmdet's order (same weights, same kernels), so
+    # features, proposals and detections are bit for bit equal, on any CPU.
     with torch.no_grad():
         feats_ref, feats_ours = ref.extract_feat(inputs), ours.extract_feat(inputs)
         assert len(feats_ours) == len(feats_ref) == 5
-        scale = max(f.abs().max().item() for f in feats_ref)
         feat_diff = max((a - b).abs().max().item() for a, b in zip(feats_ref, feats_ours))
-        print(f'neck outputs: max abs diff {feat_diff:.3g} (max |value| {scale:.3g})')
-        assert feat_diff <= 1e-5 * max(scale, 1.0)
+        assert all(torch.equal(a, b) for a, b in zip(feats_ref, feats_ours)), feat_diff
 
         props_ref = ref.rpn_head.predict(feats_ref, samples, rescale=False)[0]
         props_ours = ours.rpn_head.predict(feats_ours, samples, rescale=False)[0]
         assert len(props_ours) == len(props_ref) > 0
-        prop_diff = (props_ref.bboxes - props_ours.bboxes).abs().max().item()
-        score_diff = (props_ref.scores - props_ours.scores).abs().max().item()
-        print(f'RPN proposals: {len(props_ref)}, box max abs diff {prop_diff:.3g}, '
-              f'score {score_diff:.3g}')
-        assert prop_diff < 1e-3 and score_diff < 1e-5
+        print(f'RPN proposals: {len(props_ref)}')
+        assert torch.equal(props_ref.bboxes, props_ours.bboxes)
+        assert torch.equal(props_ref.scores, props_ours.scores)
 
         det_ref = ref.predict(inputs, samples, rescale=False)[0].pred_instances
         det_ours = ours.predict(inputs, samples, rescale=False)[0].pred_instances
         assert len(det_ours) == len(det_ref) > 0
-        box_diff = (det_ref.bboxes - det_ours.bboxes).abs().max().item()
-        det_score_diff = (det_ref.scores - det_ours.scores).abs().max().item()
-        print(f'final boxes: {len(det_ref)}, box max abs diff {box_diff:.3g}, '
-              f'score {det_score_diff:.3g}')
+        print(f'final boxes: {len(det_ref)}')
         assert torch.equal(det_ref.labels, det_ours.labels)
-        assert box_diff < 1e-3 and det_score_diff < 1e-5
+        assert torch.equal(det_ref.bboxes, det_ours.bboxes)
+        assert torch.equal(det_ref.scores, det_ours.scores)
