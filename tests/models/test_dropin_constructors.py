@@ -3,7 +3,8 @@ same here, or fails; it never silently builds something else.
 
 Counterparts: HRNet ~ mmseg/mmdet ``HRNet``, DilatedResNet ~ mmseg ``ResNet``, BiSeNetV2 ~
 mmseg ``BiSeNetV2`` (branches only), HRNetV2pNeck ~ mmdet ``HRFPN``, ASPPHead ~ mmseg
-``ASPPHead`` (positional ``dilations``), BGAHead ~ mmseg ``BaseDecodeHead``."""
+``ASPPHead`` (positional ``dilations``), BGAHead ~ mmseg ``BaseDecodeHead``. With the same
+weights ours run the counterparts' ops in the same order: outputs are bit for bit equal."""
 import copy
 import inspect
 
@@ -132,7 +133,7 @@ def test_hrnet_full_mmseg_positional_call():
     with torch.no_grad():
         got, expected = ours(x), ref(x)
     assert len(got) == len(expected) == 1  # multiscale_output=False
-    assert torch.allclose(got[0], expected[0], atol=1e-5)
+    assert torch.equal(got[0], expected[0])
 
 
 def test_hrnet_mmdet_positional_prefix_and_its_seventh_argument():
@@ -177,7 +178,7 @@ def test_dilated_resnet_positional_as_mmseg_resnet():
     x = torch.randn(1, 2, 32, 32)
     with torch.no_grad():
         for got, expected in zip(ours(x), ref(x), strict=True):
-            assert torch.allclose(got, expected, atol=1e-5)
+            assert torch.equal(got, expected)
 
 
 def test_dilated_resnet_refuses_mmseg_positional_arguments_it_does_not_have():
@@ -201,10 +202,10 @@ def test_bisenetv2_positional_as_mmseg():
     with torch.no_grad():
         detail, semantic, *taps = ours(x)
         ref_semantic = ref.semantic(x)
-        assert torch.allclose(detail, ref.detail(x), atol=1e-5)
-    assert torch.allclose(semantic, ref_semantic[-1], atol=1e-5)
+        assert torch.equal(detail, ref.detail(x))
+    assert torch.equal(semantic, ref_semantic[-1])
     for got, expected in zip(taps, ref_semantic[:-1], strict=True):
-        assert torch.allclose(got, expected, atol=1e-5)
+        assert torch.equal(got, expected)
 
 
 def test_bisenetv2_arch_is_keyword_only_and_a_positional_name_is_explained():
@@ -228,7 +229,7 @@ def test_hrnetv2p_neck_positional_as_mmdet_hrfpn():
     feats = [torch.randn(1, 4, 16, 16), torch.randn(1, 8, 8, 8)]
     with torch.no_grad():
         for got, expected in zip(ours(feats), ref(feats), strict=True):
-            assert torch.allclose(got, expected, atol=1e-5)
+            assert torch.equal(got, expected)
 
 
 # ---------------------------------------------------------------- heads
