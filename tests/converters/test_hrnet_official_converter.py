@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from float_bounds import SHALLOW, assert_close_relative, float32_bound, rounding_growth
 from mmseg_hrplus.converters import ConversionError, convert_file
 from mmseg_hrplus.converters.hrnet_official import (CLS_HEAD_REASONS, convert_hrnet_imagenet,
                                                     convert_hrnet_seg)
@@ -362,7 +363,9 @@ def test_single_resize_fusion_equals_the_rederived_original(hw):
                 elif j > i:
                     y = y + F.interpolate(path(xs[j]), size=sizes[i], mode='bilinear',
                                           align_corners=False)
-            assert relative_error(got[i], F.relu(y)) < 1e-6
+            # the module's terms, summed in another order (stream i first): 4 terms
+            assert_close_relative(got[i], F.relu(y), float32_bound(rounding_growth(4)),
+                                  f'{hw} fused stream {i}')
     odd = any(s % 2 for s in sizes[0] + sizes[1] + sizes[2])
     diff = max(relative_error(a, b) for a, b in zip(mmseg_way, got))
     print(f'{hw}: stream sizes {sizes}; two_step vs single {diff:.2e}')
@@ -391,8 +394,9 @@ def test_converted_tiny_model_reproduces_the_rederived_original_at_an_odd_size()
             up = model.encode_decode(x, [dict(img_shape=hw, ori_shape=hw)])
             expected_up = F.interpolate(expected, size=hw, mode='bilinear', align_corners=False)
         assert tuple(grid.shape[2:]) == (-(-hw[0] // 4), -(-hw[1] // 4))
-        assert relative_error(grid, expected) < 1e-5
-        assert relative_error(up, expected_up) < 1e-5
+        # the same backbone ops; only the head is composed differently (one layer or two)
+        assert_close_relative(grid, expected, SHALLOW, f'{hw} logits')
+        assert_close_relative(up, expected_up, SHALLOW, f'{hw} resized logits')
     mmseg_way = tiny_segmentor(extra, 5, fuse_resize='two_step')
     mmseg_way.load_state_dict(model.state_dict())
     mmseg_way.eval()
@@ -401,4 +405,4 @@ def test_converted_tiny_model_reproduces_the_rederived_original_at_an_odd_size()
         diff = relative_error(mmseg_way.decode_head(mmseg_way.extract_feat(x)),
                               original_logits(net(x), head))
     print(f'250x500: two_step backbone vs the original {diff:.2e}')
-    assert diff > 1e-4  # 20x the agreement bound above
+    assert diff > 1e-4  # 8x the agreement bound above (SHALLOW, 1.2e-5)
