@@ -4,7 +4,8 @@
 # the OpenMMLab packages and this package. Idempotent: when nothing it depends on changed and
 # the stack imports, a second run returns in seconds.
 #
-#   STACK=main     torch 2.13.0 (the CPU wheel this machine kind holds), numpy < 2.3, onnx extra
+#   STACK=main     torch 2.13.0 (the CPU wheel this machine kind holds), numpy < 2.3, the onnx
+#                  and crf extras
 #   STACK=torch21  torch 2.1.2 + numpy < 2: what OpenMMLab's prebuilt mmcv 2.1.0 wheels serve on
 #                  GPUs (the index wheel is a CUDA build; it imports and runs on CPU)
 #
@@ -20,7 +21,7 @@ case "$STACK" in
         VENV=${1:-.venv}
         TORCH_SPEC=torch==2.13.0          # the CPU wheel this machine kind holds on disk
         STACK_CONSTRAINTS=$CONSTRAINTS
-        EXTRAS=(-r requirements/onnx.txt)
+        EXTRAS=(-r requirements/onnx.txt -r requirements/crf.txt)   # the optional extras, tested
         # pip's default cache: a second install reuses the mmcv wheel built against this torch
         MMCV_CACHE=()
         ;;
