@@ -10,8 +10,8 @@
 # Rates: DeepLabv2's ASPP-L uses (6, 12, 18, 24) on a 1/8 map. Our map is at 1/4, so the rates
 # are doubled to (12, 24, 36, 48): every branch sees the same context in image pixels
 # (48..192 px) as ASPP-L does on DeepLabv2's ResNet-101.
-# ImageNet initialisation of the backbone: checkpoints/hrnetv2_w18_imagenet.pth (see
-# ../hrnet_w48_cityscapes.py); the head starts from DeepLabv2's N(0, 0.01) init.
+# ImageNet initialisation of the backbone: open-mmlab://msra/hrnetv2_w18, inherited from
+# ../hrnet/hrnet_w18_cityscapes.py; the head starts from DeepLabv2's N(0, 0.01) init.
 _base_ = ['../hrnet/hrnet_w18_cityscapes.py']
 
 widths = [18, 36, 72, 144]
