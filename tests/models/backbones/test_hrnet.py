@@ -242,6 +242,45 @@ def test_new_branch_rule_changes_params_and_outputs():
     print(f'params from_lowest {n_lowest}, from_all {n_all}; output difference {diff:.3g}')
 
 
+def _conv_bn_by_hand(x, conv, bn):
+    """An eval-mode conv + BN written out from the layers' tensors (not their forward)."""
+    y = torch.nn.functional.conv2d(x, conv.weight, None, conv.stride, conv.padding)
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return (y - bn.running_mean[:, None, None]) * scale[:, None, None] + bn.bias[:, None, None]
+
+
+@pytest.mark.parametrize('stage', [2, 3])
+def test_paper_new_stream_is_the_relu_of_summed_strided_paths_from_every_stream(stage):
+    """The paper's new branch, computed by hand from the module's own weights: for each existing
+    stream j, (new - j) stride-2 3x3 conv + BN hops (ReLU between hops, none after the last),
+    summed over ALL streams, then one ReLU after the sum."""
+    net = _randomize(HRNet(extra=TINY, fusion_mode='paper')).eval()
+    last = getattr(net, f'stage{stage}')[-1]
+    seen = {}
+    last.fuse_layers.register_forward_hook(
+        lambda module, args, out: seen.update(xs=[x.clone() for x in args[0]], out=out))
+    with torch.no_grad():
+        net(torch.randn(1, 3, 64, 96))
+        xs, new = seen['xs'], len(seen['xs'])
+        total = 0
+        for j, x in enumerate(xs):
+            hops = last.fuse_layers[new][j]
+            assert len(hops) == new - j  # one stride-2 hop per halving
+            for k, hop in enumerate(hops):
+                x = _conv_bn_by_hand(x, hop[0], hop[1])
+                if k < len(hops) - 1:
+                    x = torch.relu(x)
+            total = total + x
+        by_hand = torch.relu(total)
+    assert len(seen['out']) == new + 1
+    assert by_hand.shape == seen['out'][new].shape
+    assert_close_relative(seen['out'][new], by_hand, SHALLOW, f'stage {stage} new stream')
+    # and it is not the official rule (one hop from the lowest stream alone)
+    assert (seen['out'][new] - torch.relu(_conv_bn_by_hand(
+        xs[-1], last.fuse_layers[new][new - 1][0][0], last.fuse_layers[new][new - 1][0][1]))
+    ).abs().max() > 1e-3
+
+
 @pytest.mark.parametrize('fusion_mode', ['official', 'paper'])
 @pytest.mark.parametrize('upsample_mode', ['bilinear', 'nearest'])
 def test_any_input_size(fusion_mode, upsample_mode):
