@@ -29,7 +29,11 @@ change the outputs only by float rounding (a few 1e-7 relative on HRNet-W48).
 * **Winograd** (opt-in, ``winograd=True``): wide 3x3 stride-1 convs computed by Winograd's
   F(4x4, 3x3), 4x fewer multiply-adds (:mod:`mmseg_hrplus.models.layers.winograd`); the only
   rewrite here that does less arithmetic rather than less overhead, and it rounds more (W48
-  logits within 1e-4 of mmseg's instead of 8e-5). Off by default for that reason.
+  logits within 1e-4 of mmseg's instead of 8e-5). Off by default for that reason. With
+  ``winograd_autotune`` (the default) each converted conv times direct against Winograd once
+  per input shape on the CPU that runs it and keeps the faster (at the first call, or here when
+  ``example_input`` is given), so switching it on never makes a conv slower than measured:
+  oneDNN's direct conv beats our F(4x4) on AVX-512 cores where it loses on AVX2 ones.
 """
 import copy
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -43,8 +47,6 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmseg_hrplus.models.layers import WinogradConv2d
 from mmseg_hrplus.models.layers.winograd import DEFAULT_MIN_CHANNELS
 from mmseg_hrplus.models.utils.resize_sum import add_resized
-
-from .winograd import winograd_convs
 
 FACTORIZE_HEAD_CHOICES = (True, False, 'auto')
 #: What ``factorize_head='auto'`` resolves to. The factorised head computes ~8x fewer
@@ -252,7 +254,10 @@ def optimize_for_inference(model: nn.Module,
                            compile: bool = False,
                            winograd: bool = False,
                            winograd_min_channels: int = DEFAULT_MIN_CHANNELS,
-                           winograd_tile: int = 4) -> nn.Module:
+                           winograd_tile: int = 4,
+                           winograd_autotune: bool = True,
+                           example_input: Union[Tensor, Sequence[int], None] = None
+                           ) -> nn.Module:
     """An inference-only copy of a segmentor with exact speed rewrites (see the module notes).
 
     Works on any mmseg segmentor (``EncoderDecoder``) built from our backbones (HRNet,
@@ -272,7 +277,14 @@ def optimize_for_inference(model: nn.Module,
         winograd: compute every 3x3 stride-1 conv with at least ``winograd_min_channels``
             input and output channels by Winograd's F(``winograd_tile`` x ``winograd_tile``,
             3x3) (:mod:`mmseg_hrplus.models.layers.winograd`): fewer multiply-adds, more rounding
-            (HRNet-W48 logits move by about 1e-4 instead of 1e-5). Applied after BN folding.
+            (HRNet-W48 logits move by about 1e-4 instead of 1e-5). Applied after BN folding,
+            by :meth:`WinogradConv2d.convert_winograd`.
+        winograd_autotune: each Winograd conv times itself against the direct conv once per
+            input shape and keeps the faster (decisions in
+            :func:`mmseg_hrplus.models.layers.winograd_decisions`). False: always Winograd.
+        example_input: a tensor (or its shape, filled with random numbers) the model is run on
+            once here, in ``torch.no_grad``, so that the autotune measurements happen now and
+            not at the first call (``model(x, mode='tensor')`` for mmengine models).
 
     Returns:
         The rewritten model (a new object unless ``inplace``), in eval mode, with
@@ -304,10 +316,27 @@ def optimize_for_inference(model: nn.Module,
         backbone: Optional[nn.Module] = getattr(model, 'backbone', None)
         (backbone or model).register_forward_pre_hook(_to_channels_last)
     if winograd:
-        winograd_convs(model, winograd_min_channels, winograd_tile)
+        model = WinogradConv2d.convert_winograd(model, winograd_min_channels, winograd_tile,
+                                                winograd_autotune)
+        if winograd_autotune and example_input is not None:
+            _run_once(model, example_input)
     if compile:
         compile_for_inference(model)
     return model
+
+
+def _run_once(model: nn.Module, example_input: Union[Tensor, Sequence[int]]) -> None:
+    from mmengine.model import BaseModel
+    if not isinstance(example_input, Tensor):
+        example_input = torch.randn(*example_input)
+    param = next(model.parameters(), None)
+    if param is not None:
+        example_input = example_input.to(param.device)
+    with torch.no_grad():
+        if isinstance(model, BaseModel):
+            model(example_input, mode='tensor')
+        else:
+            model(example_input)
 
 
 def compile_for_inference(model: nn.Module) -> None:

@@ -178,6 +178,38 @@ def test_optimize_for_inference_with_winograd(size):
     assert_close_relative(_logits(fast, x), expected, WINOGRAD_DEEP, f'Winograd {size}')
 
 
+def test_winograd_autotune_measures_at_optimize_time_with_an_example_input():
+    """``example_input`` runs the autotune measurements inside optimize_for_inference: one
+    decision per distinct conv shape (channels, size), each keeping the path it measured
+    faster; the logits stay within the Winograd bound whichever paths were chosen. With
+    ``winograd_autotune=False`` nothing is measured."""
+    from mmseg_hrplus.models.layers import clear_winograd_decisions, winograd_decisions
+    model = hrnet_fcn()
+    x = torch.randn(1, 3, 64, 128)
+    expected = _logits(model, x)
+    clear_winograd_decisions()
+    fixed = optimize_for_inference(model, winograd=True, winograd_min_channels=18,
+                                   winograd_autotune=False, example_input=(1, 3, 64, 128))
+    assert winograd_decisions() == {}
+    assert not any(m.autotune for m in fixed.modules() if isinstance(m, WinogradConv2d))
+    fast = optimize_for_inference(model, winograd=True, winograd_min_channels=18,
+                                  example_input=(1, 3, 64, 128))
+    decisions = winograd_decisions()
+    layers = [m for m in fast.modules() if isinstance(m, WinogradConv2d)]
+    assert all(m.autotune for m in layers)
+    # W18-small at 64x128: the stem's stride-4 stream (64 channels from layer1 at 16x32), then
+    # 18/36/72/144 channels at 16x32 / 8x16 / 4x8 / 2x4, and the 256 -> 18 transition conv
+    shapes = {(d.in_channels, d.out_channels, d.height, d.width) for d in decisions}
+    assert shapes == {(64, 64, 16, 32), (18, 18, 16, 32), (36, 36, 8, 16), (72, 72, 4, 8),
+                      (144, 144, 2, 4), (256, 18, 16, 32)}
+    for shape, d in decisions.items():
+        assert shape.channels_last and shape.batch == 1
+        assert d.choice == ('winograd' if d.winograd_s < d.direct_s else 'direct')
+    assert_close_relative(_logits(fast, x), expected, WINOGRAD_DEEP, 'autotuned Winograd')
+    assert len(winograd_decisions()) == len(decisions)  # the same shapes: nothing re-measured
+    clear_winograd_decisions()
+
+
 def test_bn_folds_into_winograd_convs():
     """A model built with WinogradConv2d convs (conv_cfg) folds its BNs like nn.Conv2d."""
     model = _build(

@@ -146,3 +146,120 @@ def test_hrnet_trains_the_same_with_winograd_convs():
     assert change > 1e-2  # the steps did train
     for (name, p), q in zip(plain.named_parameters(), fast.parameters()):
         assert relative_error(q.detach(), p.detach()) < 1e-10, name
+
+
+def _layer(c_in, c_out, **kwargs):
+    conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+    return WinogradConv2d.from_conv(conv, min_channels=1, **kwargs).eval(), conv.eval()
+
+
+def test_filter_cache_follows_writes_through_data():
+    """Writes through ``weight.data`` bump no version counter (asserted, so this test covers
+    the case that used to leave stale filters): the outputs still follow the new weights."""
+    torch.manual_seed(0)
+    layer, _ = _layer(16, 16)
+    x = torch.randn(1, 16, 8, 12)
+    with torch.no_grad():
+        before = layer(x)
+        version = layer.weight._version
+        new = torch.randn_like(layer.weight)
+        layer.weight.data.copy_(new)
+        assert layer.weight._version == version
+        fresh, _ = _layer(16, 16)
+        fresh.weight.copy_(new)
+        fresh.bias.copy_(layer.bias)
+        # the same ops on the same weights: bit for bit the fresh layer's output
+        assert torch.equal(layer(x), fresh(x))
+        assert not torch.equal(layer(x), before)
+        # a permutation of the weights keeps their sum; the checksum still sees it
+        layer.weight.data.copy_(new.flip(0))
+        fresh.weight.copy_(new.flip(0))
+        assert torch.equal(layer(x), fresh(x))
+        # ``.data = ...`` (an EMA swap): new storage
+        swapped = torch.randn_like(layer.weight)
+        layer.weight.data = swapped
+        fresh.weight.copy_(swapped)
+        assert torch.equal(layer(x), fresh(x))
+
+
+def test_autocast_and_bfloat16_run_the_plain_conv():
+    """Under CPU autocast the layer is nn.Conv2d (autocast runs it in bfloat16), bit for bit;
+    so it is for bfloat16 inputs without autocast."""
+    torch.manual_seed(0)
+    layer, conv = _layer(16, 16)
+    x = torch.randn(1, 16, 8, 12)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        got, expected = layer(x), conv(x)
+    assert got.dtype == torch.bfloat16
+    assert torch.equal(got, expected)
+    layer16, conv16 = layer.to(torch.bfloat16), conv.to(torch.bfloat16)
+    with torch.no_grad():
+        assert torch.equal(layer16(x.bfloat16()), conv16(x.bfloat16()))
+    # float32 outside autocast: Winograd (not bit-equal to the direct conv)
+    with torch.no_grad():
+        assert not torch.equal(layer.float()(x), conv.float()(x))
+
+
+def test_autotune_keeps_the_measured_faster_path_per_shape(monkeypatch):
+    """The decision logic with fixed 'measured' times: the faster path is kept, measured once
+    per conv shape and shared by layers of the same shape; direct is nn.Conv2d bit for bit."""
+    from mmseg_hrplus.models.layers import winograd as module
+    module.clear_winograd_decisions()
+    fake = iter([dict(winograd=2.0, direct=1.0), dict(winograd=1.0, direct=3.0)])
+    calls = []
+    monkeypatch.setattr(module, 'min_seconds', lambda fns: calls.append(set(fns)) or next(fake))
+    torch.manual_seed(0)
+    layer, conv = _layer(16, 16, autotune=True)
+    other, _ = _layer(16, 16, autotune=True)
+    small, large = torch.randn(1, 16, 8, 12), torch.randn(1, 16, 16, 12)
+    with torch.no_grad():
+        assert torch.equal(layer(small), conv(small))  # direct was 'faster'
+        other(small)  # same shape: no new measurement
+        assert calls == [{'winograd', 'direct'}]
+        assert_close_relative(layer(large), conv(large), TOLERANCE[4], 'autotuned Winograd')
+        assert not torch.equal(layer(large), conv(large))  # Winograd was 'faster'
+    decisions = module.winograd_decisions()
+    assert len(calls) == 2 and len(decisions) == 2
+    by_height = {shape.height: d for shape, d in decisions.items()}
+    assert by_height[8] == ('direct', 2.0, 1.0) and by_height[16] == ('winograd', 1.0, 3.0)
+    record = [r for r in module.winograd_decision_records() if r['height'] == 16][0]
+    assert record == dict(in_channels=16, out_channels=16, batch=1, height=16, width=12, tile=4,
+                          bias=True, channels_last=False, dtype='float32',
+                          threads=torch.get_num_threads(), choice='winograd', winograd_s=1.0,
+                          direct_s=3.0)
+    module.clear_winograd_decisions()
+
+
+@pytest.mark.parametrize('channels,size', [(32, 48), (128, 24), (256, 12)])
+def test_autotuned_layer_is_not_slower_than_direct_measured(channels, size):
+    """Measured on the CPU running the test (one thread, minimum over interleaved rounds): the
+    autotuned layer's time is within 10% (noise) of the direct conv's, and when Winograd was
+    chosen it is measured faster than direct again here."""
+    from mmseg_hrplus.models.layers import winograd as module
+    from float_bounds import WINOGRAD_AMPLIFICATION, float32_bound, rounding_growth
+    module.clear_winograd_decisions()
+    torch.manual_seed(0)
+    layer, conv = _layer(channels, channels, autotune=True)
+    layer, conv = (m.to(memory_format=torch.channels_last) for m in (layer, conv))
+    x = torch.randn(1, channels, size, size).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        got = layer(x)
+        decision = layer.decide(x)
+        times = module.min_seconds({'auto': lambda: layer(x), 'direct': lambda: conv(x),
+                                    'winograd': lambda: layer._winograd_inference(x)},
+                                   repeats=7)
+    print(f'\n{channels} ch {size}x{size}: chose {decision.choice} (tuning: winograd '
+          f'{decision.winograd_s * 1e3:.2f} ms, direct {decision.direct_s * 1e3:.2f} ms); '
+          f'now auto {times["auto"] * 1e3:.2f} ms, direct {times["direct"] * 1e3:.2f} ms, '
+          f'winograd {times["winograd"] * 1e3:.2f} ms')
+    assert times['auto'] <= 1.1 * times['direct']
+    if decision.choice == 'winograd':
+        assert decision.winograd_s < decision.direct_s
+        assert times['winograd'] <= 1.1 * times['direct']
+        bound = float32_bound(rounding_growth(channels, amplification=WINOGRAD_AMPLIFICATION[4])
+                              + rounding_growth(9 * channels))
+        assert_close_relative(got, conv(x), bound, f'autotuned Winograd, {channels} channels')
+    else:
+        assert decision.choice == 'direct' and decision.direct_s <= decision.winograd_s
+        assert torch.equal(got, conv(x))
+    module.clear_winograd_decisions()

@@ -25,9 +25,32 @@ Results differ from direct convolution only by float rounding: about 3e-5 relati
 here. The transforms cost memory traffic proportional to the channels while the products
 cost channels squared, so Winograd pays off on wide, low-resolution maps: on this project's
 2-core AVX2 CPU, F(4x4) inference beat oneDNN's direct conv from 96 channels up (1.4x at 96,
-1.7x at 192, 1.8x at 384) and lost at 48; hence ``min_channels``.
+1.7x at 192, 1.8x at 384) and lost at 48; hence ``min_channels``. On AVX-512 cores oneDNN's
+direct conv is faster and Winograd can lose even there (HRNet-W48 whole model: 1.45x with
+direct convs vs 1.40x with Winograd on an AVX-512 EPYC), hence ``autotune``.
+
+* **One predicate**: :func:`is_winograd_eligible` decides which convs Winograd computes (3x3,
+  stride 1, padding 1, dilation 1, one group, zero padding, at least ``min_channels`` in and
+  out). :meth:`WinogradConv2d.convert_winograd` converts a model's plain ``nn.Conv2d`` the way
+  ``nn.SyncBatchNorm.convert_sync_batchnorm`` converts BNs.
+* **Autotune** (``autotune=True``, like cuDNN's benchmark mode): the first gradient-free call
+  of an eligible layer for a conv shape (channels, batch, height, width, tile, bias, memory
+  format, dtype, threads) times ``F.conv2d`` against Winograd on that input (one warm-up call
+  each, then :data:`AUTOTUNE_REPEATS` interleaved rounds, minimum of each) and keeps the faster
+  for that shape, for every layer of the process. :func:`winograd_decisions` returns the
+  decisions with both times. Calls with gradients (training) are not tuned: they run Winograd.
+* **Filter cache**: gradient-free calls reuse the transformed filters ``U`` while the weight's
+  storage address, version counter and a checksum (dot product with a fixed random probe,
+  about 2% of the conv's time at 384 channels) are unchanged: writes through ``weight.data``
+  (EMA swaps, some wrappers) do not bump the version counter but change the checksum.
+  Recomputing ``U`` every call would cost about as much as the Winograd conv itself at 384
+  channels (measured 11 ms each, 1x384x16x32, one thread).
+* **Autocast and low precision**: under CPU autocast, and for dtypes other than float32 and
+  float64, the layer is a plain ``nn.Conv2d`` (autocast then runs the conv in bfloat16, as for
+  ``nn.Conv2d``): F(4x4)'s transforms (entries up to 8) would amplify bfloat16 rounding.
 """
-from typing import Dict, Optional, Tuple
+import time
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -62,11 +85,79 @@ def check_tile(tile: int) -> None:
                          f'{", ".join(map(str, TILE_CHOICES))}')
 
 
-def has_winograd_shape(conv: nn.Conv2d) -> bool:
-    """A 3x3 kernel, stride 1, padding 1, dilation 1, one group and zero padding: the convs
-    that F(m x m, 3 x 3) computes."""
-    return (conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.padding == (1, 1)
-            and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == 'zeros')
+def is_winograd_eligible(conv: nn.Module, min_channels: int = 1) -> bool:
+    """The one test of which convs Winograd computes: an ``nn.Conv2d`` (or subclass) with a
+    3x3 kernel, stride 1, padding 1, dilation 1, one group, zero padding and at least
+    ``min_channels`` input and output channels."""
+    return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3)
+            and conv.stride == (1, 1) and conv.padding == (1, 1) and conv.dilation == (1, 1)
+            and conv.groups == 1 and conv.padding_mode == 'zeros'
+            and conv.in_channels >= min_channels and conv.out_channels >= min_channels)
+
+
+#: Interleaved timing rounds per path when autotuning a conv shape (after one warm-up each).
+AUTOTUNE_REPEATS = 5
+
+
+class ConvShape(NamedTuple):
+    """What an autotune decision is keyed on."""
+    in_channels: int
+    out_channels: int
+    batch: int
+    height: int
+    width: int
+    tile: int
+    bias: bool
+    channels_last: bool
+    dtype: str
+    threads: int
+
+
+class WinogradDecision(NamedTuple):
+    """``choice`` ('winograd' or 'direct') and the minimum seconds per call of each path."""
+    choice: str
+    winograd_s: float
+    direct_s: float
+
+
+_DECISIONS: Dict[ConvShape, WinogradDecision] = {}
+
+
+def winograd_decisions() -> Dict[ConvShape, WinogradDecision]:
+    """A copy of the autotune decisions made so far in this process."""
+    return dict(_DECISIONS)
+
+
+def winograd_decision_records() -> list:
+    """:func:`winograd_decisions` as a list of flat dicts (for JSON reports)."""
+    return [dict(shape._asdict(), **decision._asdict())
+            for shape, decision in _DECISIONS.items()]
+
+
+def clear_winograd_decisions() -> None:
+    """Forget every autotune decision (the next call per shape measures again)."""
+    _DECISIONS.clear()
+
+
+def min_seconds(fns: Dict[str, Callable[[], object]], repeats: int = AUTOTUNE_REPEATS,
+                warmup: int = 1) -> Dict[str, float]:
+    """Minimum seconds per call of each function: ``warmup`` untimed calls each, then
+    ``repeats`` rounds in which each runs once, the order alternating per round."""
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    best = {name: float('inf') for name in names}
+    for r in range(repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            start = time.perf_counter()
+            fns[name]()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def _is_channels_last(x: Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def _matrices(tile: int, like: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -248,11 +339,11 @@ def winograd_conv3x3(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
 
 @MODELS.register_module()
 class WinogradConv2d(nn.Conv2d):
-    """``nn.Conv2d`` that computes 3x3 stride-1 padding-1 ungrouped convs with at least
-    ``min_channels`` input and output channels by Winograd F(tile x tile, 3x3), and any other
-    conv as ``nn.Conv2d`` does. Same parameters and state-dict keys as ``nn.Conv2d``, so
-    checkpoints load either way; use it as ``conv_cfg=dict(type='mmseg_hrplus.WinogradConv2d')``
-    of a backbone (mmcv's ``build_conv_layer``).
+    """``nn.Conv2d`` that computes the convs :func:`is_winograd_eligible` accepts (with
+    ``min_channels``) by Winograd F(tile x tile, 3x3), and any other conv as ``nn.Conv2d``
+    does. Same parameters and state-dict keys as ``nn.Conv2d``, so checkpoints load either
+    way; use it as ``conv_cfg=dict(type='mmseg_hrplus.WinogradConv2d')`` of a backbone (mmcv's
+    ``build_conv_layer``), or convert a built model with :meth:`convert_winograd`.
 
     Args:
         *args, **kwargs: those of ``nn.Conv2d``.
@@ -260,62 +351,134 @@ class WinogradConv2d(nn.Conv2d):
             less rounding).
         min_channels: narrower convs run as ``nn.Conv2d`` (Winograd's transforms cost more
             than they save there; see the module notes).
+        autotune: gradient-free calls time direct against Winograd once per conv shape and
+            keep the faster (see the module notes); False: always Winograd.
 
     Only CPU tensors take the Winograd path: on CUDA the layer is ``nn.Conv2d`` (cuDNN picks
     its own algorithm, Winograd included), and so it is in a trace (an ONNX export has a plain
-    Conv node). Without gradients (inference) the transformed filters are cached until the
-    weight changes.
+    Conv node), under autocast and for dtypes other than float32/float64. Without gradients
+    (inference) the transformed filters are cached until the weight changes (also through
+    ``weight.data``; see the module notes).
     """
 
     def __init__(self, *args, tile: int = 4, min_channels: int = DEFAULT_MIN_CHANNELS,
-                 **kwargs) -> None:
+                 autotune: bool = False, **kwargs) -> None:
         check_tile(tile)
         if min_channels < 1:
             raise ValueError(f'min_channels={min_channels} must be >= 1')
         super().__init__(*args, **kwargs)
         self.tile = tile
         self.min_channels = min_channels
-        self._cached: Optional[Tuple[Tuple[int, int], Tensor]] = None
+        self.autotune = autotune
+        self._cached: Optional[Tuple[tuple, Tensor]] = None
+        self._probe: Optional[Tensor] = None
 
     @classmethod
-    def from_conv(cls, conv: nn.Conv2d, tile: int = 4,
-                  min_channels: int = 1) -> 'WinogradConv2d':
+    def from_conv(cls, conv: nn.Conv2d, tile: int = 4, min_channels: int = 1,
+                  autotune: bool = False) -> 'WinogradConv2d':
         """A :class:`WinogradConv2d` sharing ``conv``'s parameters (not copies)."""
         new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
                   conv.padding, conv.dilation, conv.groups, conv.bias is not None,
-                  conv.padding_mode, tile=tile, min_channels=min_channels, device='meta')
+                  conv.padding_mode, tile=tile, min_channels=min_channels, autotune=autotune,
+                  device='meta')
         new.weight = conv.weight
         new.bias = conv.bias
-        return new
+        return new.train(conv.training)
+
+    @classmethod
+    def convert_winograd(cls, module: nn.Module, min_channels: int = DEFAULT_MIN_CHANNELS,
+                         tile: int = 4, autotune: bool = False) -> nn.Module:
+        """``module`` with every plain ``nn.Conv2d`` (exactly that class) that
+        :func:`is_winograd_eligible` accepts with ``min_channels`` replaced by a
+        :class:`WinogradConv2d` sharing its parameters; like
+        ``nn.SyncBatchNorm.convert_sync_batchnorm``, children are replaced in place and the
+        (possibly new) module is returned. Existing :class:`WinogradConv2d` layers keep their
+        tile and ``min_channels`` and get ``autotune`` switched on if asked."""
+        check_tile(tile)
+        if min_channels < 1:
+            raise ValueError(f'min_channels={min_channels} must be >= 1')
+        if isinstance(module, cls):
+            module.autotune = module.autotune or autotune
+            return module
+        if type(module) is nn.Conv2d and is_winograd_eligible(module, min_channels):
+            return cls.from_conv(module, tile, min_channels, autotune)
+        for name, child in module.named_children():
+            new = cls.convert_winograd(child, min_channels, tile, autotune)
+            if new is not child:
+                setattr(module, name, new)
+        return module
 
     @property
     def uses_winograd(self) -> bool:
-        """True when this conv's shape is one Winograd computes (see the class notes)."""
-        return (has_winograd_shape(self) and self.in_channels >= self.min_channels
-                and self.out_channels >= self.min_channels)
+        """:func:`is_winograd_eligible` with this layer's ``min_channels``."""
+        return is_winograd_eligible(self, self.min_channels)
 
     def forward(self, x: Tensor) -> Tensor:
         # On GPUs cuDNN already chooses among direct, FFT and Winograd algorithms itself. A
         # trace (ONNX export) records a plain Conv: the runtime picks its own algorithm, and
         # the tiling here depends on the input size, which a trace would freeze.
-        if not self.uses_winograd or x.device.type != 'cpu' or torch.jit.is_tracing():
+        if (not self.uses_winograd or x.device.type != 'cpu' or torch.jit.is_tracing()
+                or x.dtype not in (torch.float32, torch.float64)
+                or torch.is_autocast_enabled('cpu')):
             return super().forward(x)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'{type(self).__name__} expects (N, {self.in_channels}, H, W) '
                              f'inputs, got {tuple(x.shape)}')
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
             return winograd_conv3x3(x, self.weight, self.bias, self.tile)
-        n, _, h, w = x.shape
         with torch.no_grad():
-            y = _sandwich_output(torch.bmm(_input_tiles(x, self.tile), self._filters()),
-                                 self.tile)
-            return _untile(y, n, h, w, self.tile, x, self.bias)
+            if self.autotune and self.decide(x).choice == 'direct':
+                return super().forward(x)
+            return self._winograd_inference(x)
+
+    def _winograd_inference(self, x: Tensor) -> Tensor:
+        n, _, h, w = x.shape
+        y = _sandwich_output(torch.bmm(_input_tiles(x, self.tile), self._filters()), self.tile)
+        return _untile(y, n, h, w, self.tile, x, self.bias)
+
+    def conv_shape(self, x: Tensor) -> ConvShape:
+        n, _, h, w = x.shape
+        return ConvShape(self.in_channels, self.out_channels, n, h, w, self.tile,
+                         self.bias is not None, _is_channels_last(x), str(x.dtype).split('.')[-1],
+                         torch.get_num_threads())
+
+    @torch.no_grad()
+    def decide(self, x: Tensor) -> WinogradDecision:
+        """The autotune decision for ``x``'s conv shape: the cached one, or measured now on
+        ``x`` (see the module notes)."""
+        key = self.conv_shape(x)
+        decision = _DECISIONS.get(key)
+        if decision is None:
+            times = min_seconds({'winograd': lambda: self._winograd_inference(x),
+                                 'direct': lambda: super(WinogradConv2d, self).forward(x)})
+            choice = 'winograd' if times['winograd'] < times['direct'] else 'direct'
+            decision = _DECISIONS[key] = WinogradDecision(choice, times['winograd'],
+                                                          times['direct'])
+        return decision
+
+    def _checksum(self, weight: Tensor) -> float:
+        """Dot product of the weight with a fixed random probe of its shape and strides."""
+        if (self._probe is None or self._probe.shape != weight.shape
+                or self._probe.stride() != weight.stride() or self._probe.dtype != weight.dtype):
+            gen = torch.Generator().manual_seed(0x5EED)
+            self._probe = torch.empty_like(weight).copy_(
+                torch.rand(weight.shape, generator=gen, dtype=weight.dtype) + 0.5)
+        return float(torch.vdot(_flat(weight), _flat(self._probe)))
 
     def _filters(self) -> Tensor:
-        key = (self.weight._version, self.weight.data_ptr())
+        weight = self.weight.detach()
+        key = (weight.data_ptr(), self.weight._version, weight.dtype, self._checksum(weight))
         if self._cached is None or self._cached[0] != key:
-            self._cached = (key, filter_transform(self.weight.detach(), self.tile).contiguous())
+            self._cached = (key, filter_transform(weight, self.tile).contiguous())
         return self._cached[1]
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f', tile={self.tile}, min_channels={self.min_channels}'
+        return (super().extra_repr() + f', tile={self.tile}, min_channels={self.min_channels}'
+                f', autotune={self.autotune}')
+
+
+def _flat(t: Tensor) -> Tensor:
+    """The elements of a dense tensor in memory order, as a 1-D view (no copy)."""
+    if t.is_contiguous():
+        return t.view(-1)
+    return t.permute(0, 2, 3, 1).reshape(-1)  # channels_last weights: a view as well
