@@ -63,7 +63,7 @@ def float32_bound(growth: float, margin: float = MARGIN) -> float:
 
 
 # Comparison classes. The tests print the measured relative differences (pytest -s); on the
-# AVX2 CI machine they sit at 0.5-10% of these bounds.
+# AVX2 CI machine they sit at 12% of their bounds or less.
 
 #: One layer or two evaluated with reassociated sums: the HRNetV2 head's 1x1 conv over the
 #: concatenated streams (270 channels for W18) vs per-stream convs resized and summed, a BN
