@@ -24,13 +24,15 @@ What it does:
    reference, interleaved the same way (``--train-repeats``, 0 to skip); with
    ``--train-winograd`` also ours built with the backbone's
    ``conv_cfg=dict(type='mmseg_hrplus.WinogradConv2d')`` (same weights, loaded strictly);
-   ``--winograd`` adds ``optimize_for_inference(winograd=True)`` to the inference variants;
+   ``--winograd`` adds ``optimize_for_inference(winograd=True)`` to the inference variants
+   (autotuned on the benchmark input: its per-shape direct/Winograd decisions are reported);
 5. with ``--with-cp-memory``, the peak memory of a training step with and without
    ``model.backbone.with_cp=True``, each in its own subprocess (the RSS high-water mark is
    process-wide): the peak RSS over the step minus the RSS before it (CUDA: max allocated
    minus allocated before); with ``--train-winograd`` also for ours with Winograd convs.
 
-Ratios > 1 mean ours is faster. Peak memory on CPU is RSS (``VmHWM``; ``ru_maxrss`` if
+The report starts with the CPU (model, ISA level, oneDNN version:
+:func:`mmseg_hrplus.apis.cpu_info.cpu_info`). Ratios > 1 mean ours is faster. Peak memory on CPU is RSS (``VmHWM``; ``ru_maxrss`` if
 ``/proc`` is absent), on CUDA ``torch.cuda.max_memory_allocated``.
 """
 import argparse
@@ -55,7 +57,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import mmseg_hrplus  # noqa: E402,F401  (registers our models, compat)
+from mmseg_hrplus.apis.cpu_info import cpu_info  # noqa: E402
 from mmseg_hrplus.apis.optimize import optimize_for_inference  # noqa: E402
+from mmseg_hrplus.models.layers import (clear_winograd_decisions,  # noqa: E402
+                                        winograd_decision_records)
 from mmseg_hrplus.apis.runner import build_config_model  # noqa: E402
 
 FACTORIZE_CHOICES = ('auto', 'on', 'off', 'both')
@@ -398,7 +403,9 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
                                        args.factorize_head == 'both' else '')
             models[name] = optimize_for_inference(ours, factorize_head=form)
     if args.winograd:
-        models['ours_optimized_winograd'] = optimize_for_inference(ours, winograd=True)
+        clear_winograd_decisions()
+        models['ours_optimized_winograd'] = optimize_for_inference(ours, winograd=True,
+                                                                   example_input=inputs)
     if args.compile:
         models['ours_optimized_compiled'] = optimize_for_inference(ours, compile=True)
     if ref is not None:
@@ -420,6 +427,12 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
         name: float((value - anchor).abs().max()) for name, value in logits.items()
         if value is not anchor}
     inference['logit_abs_max'] = float(anchor.abs().max())
+    if args.winograd:
+        inference['winograd_decisions'] = winograd_decision_records()
+        for d in inference['winograd_decisions']:
+            print(f'  winograd autotune {d["in_channels"]}->{d["out_channels"]} '
+                  f'{d["batch"]}x{d["height"]}x{d["width"]}: {d["choice"]} (winograd '
+                  f'{d["winograd_s"] * 1e3:.2f} ms, direct {d["direct_s"] * 1e3:.2f} ms)')
     print(f'inference {tuple(args.shape)} on {device}, {torch.get_num_threads()} threads, '
           f'{args.repeats} interleaved rounds')
     for name in times:
@@ -453,9 +466,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     report: dict = dict(
         config=args.config, reference=args.reference, device=device,
         threads=torch.get_num_threads(), torch=torch.__version__,
-        python=platform.python_version(), machine=platform.machine(),
+        python=platform.python_version(), machine=platform.machine(), cpu=cpu_info(),
         command=' '.join(['python', 'tools/benchmark.py'] + list(argv if argv is not None
                                                                  else sys.argv[1:])))
+    print(f'CPU: {report["cpu"]["summary"]}')
     if ref is not None:
         report['weights'] = share_weights(ours, ref, calib, device)
     else:

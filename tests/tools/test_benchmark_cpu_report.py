@@ -1,0 +1,47 @@
+"""tools/benchmark.py reports the CPU it ran on and, with --winograd, the autotune decisions
+of the Winograd variant (tiny HRNet+FCN, no reference)."""
+import functools
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from mmseg_hrplus.apis.cpu_info import cpu_info
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / 'tools'))
+import benchmark  # noqa: E402
+from test_benchmark import CONFIG, EXTRA  # noqa: E402
+
+
+def test_benchmark_reports_cpu_and_winograd_decisions(tmp_path, monkeypatch, capsys):
+    config = tmp_path / 'ours.py'
+    config.write_text(CONFIG.format(backbone='mmseg_hrplus.HRNet', extra=EXTRA, pretrained=None))
+    # the tiny HRNet is 4-32 channels wide: let Winograd (and its autotune) take them all
+    monkeypatch.setattr(benchmark, 'optimize_for_inference',
+                        functools.partial(benchmark.optimize_for_inference,
+                                          winograd_min_channels=4))
+    out = tmp_path / 'out.json'
+    threads = torch.get_num_threads()
+    try:
+        benchmark.main([str(config), '--shape', '1', '3', '64', '96', '--repeats', '1',
+                        '--winograd', '--train-repeats', '0', '--threads', '1',
+                        '--json', str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    data = json.loads(out.read_text())
+    expected = cpu_info()
+    for key in ('model', 'isa', 'torch_cpu_capability', 'onednn'):
+        assert data['cpu'][key] == expected[key], key
+    assert data['cpu']['threads'] == 1
+    printed = capsys.readouterr().out
+    assert f'CPU: {data["cpu"]["summary"]}' in printed
+    decisions = data['inference']['winograd_decisions']
+    # tiny HRNet widths 4/8/16/32 at 1/4 .. 1/32 of 64x96, plus the stem's 3x3 convs
+    assert {(d['in_channels'], d['height'], d['width']) for d in decisions} >= {
+        (4, 16, 24), (8, 8, 12), (16, 4, 6), (32, 2, 3)}
+    for d in decisions:
+        assert d['choice'] in ('winograd', 'direct') and d['winograd_s'] > 0 < d['direct_s']
+        assert (d['choice'] == 'winograd') == (d['winograd_s'] < d['direct_s'])
+        assert f'{d["batch"]}x{d["height"]}x{d["width"]}: {d["choice"]}' in printed
