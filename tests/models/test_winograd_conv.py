@@ -205,7 +205,7 @@ def test_autotune_keeps_the_measured_faster_path_per_shape(monkeypatch):
     per conv shape and shared by layers of the same shape; direct is nn.Conv2d bit for bit."""
     from mmseg_hrplus.models.layers import winograd as module
     module.clear_winograd_decisions()
-    fake = iter([dict(winograd=2.0, direct=1.0), dict(winograd=1.0, direct=3.0)])
+    fake = iter([dict(winograd=0.96, direct=1.0), dict(winograd=1.0, direct=3.0)])
     calls = []
     monkeypatch.setattr(module, 'min_seconds', lambda fns: calls.append(set(fns)) or next(fake))
     torch.manual_seed(0)
@@ -213,7 +213,7 @@ def test_autotune_keeps_the_measured_faster_path_per_shape(monkeypatch):
     other, _ = _layer(16, 16, autotune=True)
     small, large = torch.randn(1, 16, 8, 12), torch.randn(1, 16, 16, 12)
     with torch.no_grad():
-        assert torch.equal(layer(small), conv(small))  # direct was 'faster'
+        assert torch.equal(layer(small), conv(small))  # Winograd not 5% faster: direct
         other(small)  # same shape: no new measurement
         assert calls == [{'winograd', 'direct'}]
         assert_close_relative(layer(large), conv(large), TOLERANCE[4], 'autotuned Winograd')
@@ -221,7 +221,8 @@ def test_autotune_keeps_the_measured_faster_path_per_shape(monkeypatch):
     decisions = module.winograd_decisions()
     assert len(calls) == 2 and len(decisions) == 2
     by_height = {shape.height: d for shape, d in decisions.items()}
-    assert by_height[8] == ('direct', 2.0, 1.0) and by_height[16] == ('winograd', 1.0, 3.0)
+    # 0.96: faster, but not by the 5% margin -> direct
+    assert by_height[8] == ('direct', 0.96, 1.0) and by_height[16] == ('winograd', 1.0, 3.0)
     record = [r for r in module.winograd_decision_records() if r['height'] == 16][0]
     assert record == dict(in_channels=16, out_channels=16, batch=1, height=16, width=12, tile=4,
                           bias=True, channels_last=False, dtype='float32',
@@ -230,7 +231,7 @@ def test_autotune_keeps_the_measured_faster_path_per_shape(monkeypatch):
     module.clear_winograd_decisions()
 
 
-@pytest.mark.parametrize('channels,size', [(32, 48), (128, 24), (256, 12)])
+@pytest.mark.parametrize('channels,size', [(32, 48), (128, 24), (256, 20)])
 def test_autotuned_layer_is_not_slower_than_direct_measured(channels, size):
     """Measured on the CPU running the test (one thread, minimum over interleaved rounds): the
     autotuned layer's time is within 10% (noise) of the direct conv's, and when Winograd was
@@ -247,19 +248,20 @@ def test_autotuned_layer_is_not_slower_than_direct_measured(channels, size):
         decision = layer.decide(x)
         times = module.min_seconds({'auto': lambda: layer(x), 'direct': lambda: conv(x),
                                     'winograd': lambda: layer._winograd_inference(x)},
-                                   repeats=7)
+                                   repeats=10, min_total_s=0.05)
     print(f'\n{channels} ch {size}x{size}: chose {decision.choice} (tuning: winograd '
           f'{decision.winograd_s * 1e3:.2f} ms, direct {decision.direct_s * 1e3:.2f} ms); '
           f'now auto {times["auto"] * 1e3:.2f} ms, direct {times["direct"] * 1e3:.2f} ms, '
           f'winograd {times["winograd"] * 1e3:.2f} ms')
     assert times['auto'] <= 1.1 * times['direct']
     if decision.choice == 'winograd':
-        assert decision.winograd_s < decision.direct_s
+        assert decision.winograd_s <= module.AUTOTUNE_MARGIN * decision.direct_s
         assert times['winograd'] <= 1.1 * times['direct']
         bound = float32_bound(rounding_growth(channels, amplification=WINOGRAD_AMPLIFICATION[4])
                               + rounding_growth(9 * channels))
         assert_close_relative(got, conv(x), bound, f'autotuned Winograd, {channels} channels')
     else:
-        assert decision.choice == 'direct' and decision.direct_s <= decision.winograd_s
+        assert decision.choice == 'direct'
+        assert decision.winograd_s > module.AUTOTUNE_MARGIN * decision.direct_s
         assert torch.equal(got, conv(x))
     module.clear_winograd_decisions()

@@ -36,8 +36,11 @@ direct convs vs 1.40x with Winograd on an AVX-512 EPYC), hence ``autotune``.
 * **Autotune** (``autotune=True``, like cuDNN's benchmark mode): the first gradient-free call
   of an eligible layer for a conv shape (channels, batch, height, width, tile, bias, memory
   format, dtype, threads) times ``F.conv2d`` against Winograd on that input (one warm-up call
-  each, then :data:`AUTOTUNE_REPEATS` interleaved rounds, minimum of each) and keeps the faster
-  for that shape, for every layer of the process. :func:`winograd_decisions` returns the
+  each, then at least :data:`AUTOTUNE_REPEATS` interleaved rounds and at least
+  :data:`AUTOTUNE_MIN_TOTAL_S` per path, minimum of each) and keeps Winograd for that shape,
+  for every layer of the process, only if it measured at most :data:`AUTOTUNE_MARGIN` of the
+  direct time: near-ties go to the direct conv, which rounds less and whose choice does not
+  flip with timing noise. :func:`winograd_decisions` returns the
   decisions with both times. Calls with gradients (training) are not tuned: they run Winograd.
 * **Filter cache**: gradient-free calls reuse the transformed filters ``U`` while the weight's
   storage address, version counter and a checksum (dot product with a fixed random probe,
@@ -95,8 +98,14 @@ def is_winograd_eligible(conv: nn.Module, min_channels: int = 1) -> bool:
             and conv.in_channels >= min_channels and conv.out_channels >= min_channels)
 
 
-#: Interleaved timing rounds per path when autotuning a conv shape (after one warm-up each).
+#: Interleaved timing rounds per path when autotuning a conv shape (after one warm-up each),
+#: at least; more until each path has run :data:`AUTOTUNE_MIN_TOTAL_S` seconds (at most
+#: :data:`AUTOTUNE_MAX_REPEATS` rounds): short convs are the noisiest.
 AUTOTUNE_REPEATS = 5
+AUTOTUNE_MIN_TOTAL_S = 0.02
+AUTOTUNE_MAX_REPEATS = 50
+#: Winograd is kept when its minimum time is at most this fraction of the direct conv's.
+AUTOTUNE_MARGIN = 0.95
 
 
 class ConvShape(NamedTuple):
@@ -140,19 +149,26 @@ def clear_winograd_decisions() -> None:
 
 
 def min_seconds(fns: Dict[str, Callable[[], object]], repeats: int = AUTOTUNE_REPEATS,
-                warmup: int = 1) -> Dict[str, float]:
-    """Minimum seconds per call of each function: ``warmup`` untimed calls each, then
-    ``repeats`` rounds in which each runs once, the order alternating per round."""
+                warmup: int = 1, min_total_s: float = AUTOTUNE_MIN_TOTAL_S,
+                max_repeats: int = AUTOTUNE_MAX_REPEATS) -> Dict[str, float]:
+    """Minimum seconds per call of each function: ``warmup`` untimed calls each, then rounds in
+    which each runs once, the order alternating per round: at least ``repeats`` rounds, more
+    until every function has run ``min_total_s`` seconds, at most ``max_repeats``."""
     names = list(fns)
     for _ in range(warmup):
         for name in names:
             fns[name]()
     best = {name: float('inf') for name in names}
-    for r in range(repeats):
+    total = {name: 0.0 for name in names}
+    r = 0
+    while r < repeats or (r < max_repeats and min(total.values()) < min_total_s):
         for name in (names if r % 2 == 0 else names[::-1]):
             start = time.perf_counter()
             fns[name]()
-            best[name] = min(best[name], time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            best[name] = min(best[name], elapsed)
+            total[name] += elapsed
+        r += 1
     return best
 
 
@@ -451,7 +467,8 @@ class WinogradConv2d(nn.Conv2d):
         if decision is None:
             times = min_seconds({'winograd': lambda: self._winograd_inference(x),
                                  'direct': lambda: super(WinogradConv2d, self).forward(x)})
-            choice = 'winograd' if times['winograd'] < times['direct'] else 'direct'
+            faster = times['winograd'] <= AUTOTUNE_MARGIN * times['direct']
+            choice = 'winograd' if faster else 'direct'
             decision = _DECISIONS[key] = WinogradDecision(choice, times['winograd'],
                                                           times['direct'])
         return decision
