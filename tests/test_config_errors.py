@@ -10,7 +10,7 @@ from mmengine.registry import DefaultScope
 from mmseg_hrplus.apis.runner import build_runner, load_config
 
 HRNET = 'hrnet/hrnet_w18_cityscapes.py'
-HRNET_ARCHS = "'w18_small', 'w18', 'w32', 'w40', 'w48'"
+HRNET_ARCHS = "'w18_small', 'w18', 'w32', 'w40', 'w48', 'w18_small_v1'"
 
 CASES = [
     (HRNET, {'model.backbone.arch': 'w64'},

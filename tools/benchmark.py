@@ -32,8 +32,9 @@ What it does:
    minus allocated before); with ``--train-winograd`` also for ours with Winograd convs.
 
 The report starts with the CPU (model, ISA level, oneDNN version:
-:func:`mmseg_hrplus.apis.cpu_info.cpu_info`). Ratios > 1 mean ours is faster. Peak memory on CPU is RSS (``VmHWM``; ``ru_maxrss`` if
-``/proc`` is absent), on CUDA ``torch.cuda.max_memory_allocated``.
+:func:`mmseg_hrplus.apis.cpu_info.cpu_info`). Ratios > 1 mean ours is faster. Peak memory on
+CPU is RSS (``VmHWM``; ``ru_maxrss`` if ``/proc`` is absent), on CUDA
+``torch.cuda.max_memory_allocated``.
 """
 import argparse
 import ctypes

@@ -14,6 +14,8 @@ import pytest
 import torch
 from hrplus_tiny_run import make_data, output, run_tool, tool_env, write_config
 
+from mmseg_hrplus.checkpoint import read_checkpoint
+
 ITERS = 3
 METRIC_RE = re.compile(r'aAcc: ([\d.]+)\s+mIoU: ([\d.]+)\s+mAcc: ([\d.]+)')
 
@@ -62,7 +64,7 @@ def test_ranks_hold_identical_parameters(dist_run):
     moved = [k for k in final[0] if not torch.equal(final[0][k], init[0][k])]
     assert len(moved) == len(final[0])
     # and rank 0's checkpoint holds those parameters
-    ckpt = torch.load(work_dir / f'iter_{ITERS}.pth', weights_only=True)
+    ckpt = read_checkpoint(work_dir / f'iter_{ITERS}.pth')  # an mmengine checkpoint
     assert all(torch.equal(ckpt['state_dict'][k], v) for k, v in final[0].items())
 
 

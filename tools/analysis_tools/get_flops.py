@@ -60,6 +60,15 @@ REFERENCE_FIGURES: Dict[str, Reference] = {
         (1024, 2048), 65.9, '696.2 / 747.3',
         'same network as hrnet_w48_cityscapes; the count is the arithmetic actually done '
         '(Winograd products and transforms, per-stream head conv)'),
+    'configs/hrnet/hrnet_w48_cityscapes_official-weights.py': Reference(
+        (1024, 2048), 65.9, '696.2 / 747.3',
+        'same network as hrnet_w48_cityscapes (one resize per fusion path, as the official '
+        'code)'),
+    'configs/hrnet/hrnet_w18_small_v1_cityscapes_official-weights.py': Reference(
+        (1024, 2048), None, None, 'no count in our reference notes'),
+    'configs/hrnet/hrnet_w18_small_v2_cityscapes_official-weights.py': Reference(
+        (1024, 2048), 3.9393, '78',
+        'same network as hrnet_w18_small_cityscapes: mmseg fcn_hr18s counted with mmengine'),
     'configs/hrnet/hrnet_w32_cityscapes.py': Reference(
         (1024, 2048), None, None, 'no published figure'),
     'configs/hrnet/hrnet_w18_cityscapes.py': Reference(
@@ -71,6 +80,9 @@ REFERENCE_FIGURES: Dict[str, Reference] = {
     'configs/bisenetv2/bisenetv2_cityscapes-1024x1024.py': Reference(
         (512, 1024), 3.3589, '21.15',
         'BiSeNetV2 paper (GFLOPs); params: mmseg bisenetv2 without aux (mmengine: 24.7 G)'),
+    'configs/bisenetv2/bisenetv2_cityscapes_coincheung-weights.py': Reference(
+        (512, 1024), None, None,
+        'CoinCheung/BiSeNet publishes no count (BiSeNetV2 without the BGA pointwise biases)'),
     'configs/bisenetv2/bisenetv2-large_cityscapes-1024x1024.py': Reference(
         (512, 1024), None, None, 'no count in our reference notes'),
 }
