@@ -218,7 +218,8 @@ def test_config_builds_trains_and_predicts(path):
     data = model.data_preprocessor(batch, True)
     losses = model(**data, mode='loss')
     loss, log_vars = model.parse_losses(losses)
-    bad = {k: v for k, v in log_vars.items() if 'loss' in k and not math.isfinite(v)}
+    bad = {k: v for k, v in log_vars.items()
+           if 'loss' in k and not math.isfinite(float(torch.as_tensor(v).detach()))}
     assert not bad, f'non-finite losses {bad}'
     loss.backward()
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
