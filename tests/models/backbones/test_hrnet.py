@@ -377,7 +377,9 @@ def _train_step_peak_bytes(net: HRNet, x: torch.Tensor) -> int:
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         sum(o.float().mean() for o in net(x)).backward()
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+    # start_ns() is newer than torch 2.1, which has start_us() only.
+    events = sorted((e.start_ns() if hasattr(e, 'start_ns') else e.start_us() * 1000,
+                     e.nbytes()) for e in prof.profiler.kineto_results.events()
                     if e.name() == '[memory]' and e.device_type() == DeviceType.CPU)
     live = peak = 0
     for _, nbytes in events:
