@@ -14,7 +14,9 @@ lines and lines starting with '#' are skipped). Each image, whatever its size or
   palette (mmseg's ``SegLocalVisualizer``), ``--opacity`` being the weight of the colours.
 
 ``<name>`` is the image's path relative to the folder (folder input) or its file name.
-A progress bar is shown for more than one image.
+A progress bar is shown for more than one image. An image that cannot be read (empty, text,
+truncated or corrupted data) or whose smaller side is under 32 pixels is skipped with a line
+naming it and why; the run goes on, lists the failures at the end and exits with status 1.
 """
 import argparse
 import os.path as osp
@@ -30,6 +32,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+#: The smallest image side segmented: every backbone here has an output stride of 32.
+MIN_IMAGE_SIDE = 32
 
 
 def collect_inputs(source: str) -> Dict[str, Path]:
@@ -86,11 +90,22 @@ def make_visualizer(model, opacity: float):
     return visualizer
 
 
+def check_image_size(image: np.ndarray, path) -> None:
+    """Refuse images whose smaller side is below :data:`MIN_IMAGE_SIDE`, naming the minimum."""
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise ValueError(f'cannot segment image {path}: it is {width}x{height} pixels; both sides '
+                         f'must be at least {MIN_IMAGE_SIDE} (the backbones downsample by 32)')
+
+
 def run_inference(config: str, checkpoint: str, source: str, out_dir: str,
-                  device: str = 'cpu', opacity: float = 0.5,
-                  crf: bool = False) -> List[Dict[str, str]]:
+                  device: str = 'cpu', opacity: float = 0.5, crf: bool = False,
+                  failures: Optional[List[Dict[str, str]]] = None) -> List[Dict[str, str]]:
     """Segment every image of ``source``; returns one ``dict(image, label, overlay)`` per image
-    with the paths written. ``crf``: refine with the dense CRF (``pip install -e .[crf]``)."""
+    with the paths written. ``crf``: refine with the dense CRF (``pip install -e .[crf]``).
+    An image that cannot be read or is too small is skipped and appended to ``failures`` as
+    ``dict(image, reason)`` (a one-line reason naming the file); the others are still done."""
+    failures = [] if failures is None else failures
     from mmengine.utils import ProgressBar
     from mmseg.apis import init_model
 
@@ -113,7 +128,14 @@ def run_inference(config: str, checkpoint: str, source: str, out_dir: str,
     progress = ProgressBar(len(inputs), file=sys.stdout) if len(inputs) > 1 else None
     written = []
     for name, image_path in inputs.items():
-        image = as_bgr_image(str(image_path))
+        try:
+            image = as_bgr_image(str(image_path))
+            check_image_size(image, image_path)
+        except (ValueError, OSError) as err:  # unreadable or too small: report, go on
+            failures.append(dict(image=str(image_path), reason=str(err)))
+            if progress is not None:
+                progress.update()
+            continue
         result = segment_images(model, image)
         labels = result.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
         label_file = osp.join(out_dir, 'labels', name + '.png')
@@ -143,10 +165,16 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, str]]:
     parser.add_argument('--crf', action='store_true',
                         help='refine with the dense CRF (DeepLabv2; pip install -e .[crf])')
     args = parser.parse_args(argv)
+    failures: List[Dict[str, str]] = []
     written = run_inference(args.config, args.checkpoint, args.input, args.out_dir,
-                            args.device, args.opacity, args.crf)
+                            args.device, args.opacity, args.crf, failures)
     print(f'{len(written)} image(s): labels in {osp.join(args.out_dir, "labels")}, overlays in '
           f'{osp.join(args.out_dir, "overlays")}')
+    if failures:
+        print(f'{len(failures)} image(s) failed:', file=sys.stderr)
+        for failure in failures:
+            print(f'  {failure["reason"]}', file=sys.stderr)
+        raise SystemExit(1)
     return written
 
 

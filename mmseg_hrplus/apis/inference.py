@@ -26,6 +26,37 @@ from mmengine.dataset import Compose
 ImageInput = Union[str, Path, np.ndarray]
 
 
+class UnreadableImageError(ValueError):
+    """An image file that cannot be decoded; the message names the file and why."""
+
+
+def read_bgr_image(path: Union[str, Path]) -> np.ndarray:
+    """Read an image file as (H, W, 3) BGR uint8, with one-line errors naming the file.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        UnreadableImageError: the file is empty, or not an image OpenCV can decode (text,
+            truncated or corrupted data, an unsupported format).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'image not found: {path}')
+    data = path.read_bytes()
+    if not data:
+        raise UnreadableImageError(f'cannot read image {path}: the file is empty (0 bytes)')
+    try:
+        image = mmcv.imfrombytes(data, flag='color')
+    except Exception as err:  # noqa: BLE001  OpenCV raises cv2.error on some garbage
+        reason = ' '.join(str(err).split())[:120]
+        raise UnreadableImageError(f'cannot read image {path} ({len(data)} bytes): not a '
+                                   f'decodable image ({reason})') from None
+    if image is None:
+        raise UnreadableImageError(
+            f'cannot read image {path} ({len(data)} bytes): not a decodable image (truncated, '
+            'corrupted, or not an image at all)')
+    return image
+
+
 def as_bgr_image(img: ImageInput) -> np.ndarray:
     """Read or convert ``img`` to a (H, W, 3) BGR array.
 
@@ -40,11 +71,10 @@ def as_bgr_image(img: ImageInput) -> np.ndarray:
     Raises:
         ValueError: an array of another shape, naming the shape and the accepted ones.
         FileNotFoundError: a path that is not a file.
+        UnreadableImageError: a file that cannot be decoded (see :func:`read_bgr_image`).
     """
     if isinstance(img, (str, Path)):
-        if not Path(img).is_file():
-            raise FileNotFoundError(f'image not found: {img}')
-        return mmcv.imread(str(img), flag='color')
+        return read_bgr_image(img)
     if not isinstance(img, np.ndarray):
         raise ValueError(f'img must be a file path or a numpy array, got {type(img).__name__}')
     if img.ndim == 2:
@@ -87,4 +117,4 @@ def segment_images(model: torch.nn.Module, imgs: Union[ImageInput, Sequence[Imag
     return results if is_batch else results[0]
 
 
-__all__ = ['as_bgr_image', 'segment_images']
+__all__ = ['UnreadableImageError', 'as_bgr_image', 'read_bgr_image', 'segment_images']

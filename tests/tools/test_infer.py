@@ -95,3 +95,36 @@ def test_list_file_and_bad_inputs(tiny_run, tmp_path):
     (tmp_path / 'empty').mkdir()
     with pytest.raises(ValueError, match='holds no image'):
         infer.collect_inputs(str(tmp_path / 'empty'))
+
+
+def test_unreadable_and_tiny_images_are_named_and_the_run_goes_on(tiny_run, tmp_path, capsys):
+    """A folder holding good images and, among them, a text file named .jpg, a truncated JPEG,
+    an empty PNG and a 1x1 image: the good ones are written, each bad one gets one line naming
+    the file and why, and the run exits with status 1."""
+    config, checkpoint, images = tiny_run
+    (images / 'a_text.jpg').write_text('not an image\n')
+    import cv2
+    ok, encoded = cv2.imencode('.jpg', np.random.RandomState(1).randint(
+        0, 256, (64, 64, 3), dtype=np.uint8))
+    assert ok
+    (images / 'b_truncated.jpg').write_bytes(encoded.tobytes()[:100])
+    (images / 'c_empty.png').write_bytes(b'')
+    mmcv.imwrite(np.zeros((1, 1, 3), np.uint8), str(images / 'd_tiny.png'))
+    mmcv.imwrite(np.zeros((32, 33, 3), np.uint8), str(images / 'e_small_enough.png'))
+    out = tmp_path / 'out'
+    with pytest.raises(SystemExit) as info:
+        infer.main([str(config), str(checkpoint), str(images), '--out-dir', str(out)])
+    assert info.value.code == 1
+    labels = sorted(p.relative_to(out / 'labels').as_posix() for p in (out / 'labels').rglob('*'))
+    assert labels == ['colour.png', 'e_small_enough.png', 'sub', 'sub/gray.png']
+    err = capsys.readouterr().err
+    lines = [line.strip() for line in err.splitlines() if line.startswith('  ')]
+    assert lines == [
+        f'cannot read image {images / "a_text.jpg"} (13 bytes): not a decodable image '
+        '(truncated, corrupted, or not an image at all)',
+        f'cannot read image {images / "b_truncated.jpg"} (100 bytes): not a decodable image '
+        '(truncated, corrupted, or not an image at all)',
+        f'cannot read image {images / "c_empty.png"}: the file is empty (0 bytes)',
+        f'cannot segment image {images / "d_tiny.png"}: it is 1x1 pixels; both sides must be at '
+        'least 32 (the backbones downsample by 32)']
+    assert '4 image(s) failed:' in err
