@@ -11,7 +11,8 @@ PY_TORCH21 := $(VENV_TORCH21)/bin/python
 # and HRNet / BiSeNetV2 parity with mmseg.
 TESTS_TORCH21 := tests/checkpoint tests/test_checkpoint_loading.py \
 	tests/tools/test_checkpoint_security.py tests/tools/test_resume_exact.py \
-	tests/tools/test_demo.py tests/tools/test_dist_train.py tests/tools/test_multinode_train.py \
+	tests/tools/test_demo.py tests/tools/test_infer.py tests/tools/test_dist_train.py \
+	tests/tools/test_multinode_train.py \
 	tests/configs/test_every_config.py tests/models/backbones/test_hrnet.py \
 	tests/models/backbones/test_bisenetv2.py tests/test_compat.py
 
