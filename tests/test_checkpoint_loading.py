@@ -9,6 +9,7 @@ import subprocess
 import pytest
 import torch
 import torch.nn as nn
+from crafted_pickles import RunsCode
 from mmengine.model import BaseModel, BaseModule
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
@@ -154,14 +155,6 @@ def test_other_failures_keep_torchs_words_and_add_the_file(files):
     with pytest.raises(CheckpointError, match=f'cannot read checkpoint {files["good"]}: '
                        r'RuntimeError: Attempting to deserialize object on a CUDA device'):
         read_checkpoint(str(files['good']), map_location='cuda')
-
-
-class RunsCode:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}',)
 
 
 class Spawns:

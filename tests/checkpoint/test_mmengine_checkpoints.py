@@ -10,6 +10,7 @@ import textwrap
 import pytest
 import torch
 import torch.nn as nn
+from crafted_pickles import RunsCode
 from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
@@ -109,14 +110,6 @@ def test_without_our_loaders_mmengine_refuses_or_runs_code(mmengine_checkpoint, 
         torch.save({'meta': RunsCode(marker)}, evil)
         assert plain_mmengine_load(evil) == 'LOADED'
         assert marker.exists()
-
-
-class RunsCode:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}',)
 
 
 class ReachesForGetattr:

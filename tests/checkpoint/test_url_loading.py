@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 import torch.nn as nn
+from crafted_pickles import RunsCode
 from mmengine.model import BaseModel, BaseModule
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 from mmengine.runner import checkpoint as mmengine_checkpoint
@@ -30,14 +31,6 @@ class PretrainedNet(BaseModule):
     def __init__(self, checkpoint):
         super().__init__(init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
         self.body = nn.Linear(3, 4)
-
-
-class RunsCode:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}',)
 
 
 @pytest.fixture(scope='module')
