@@ -21,43 +21,12 @@
 # 171-class *_labelTrainIds.png conversion; the 11 unused ids never occur in the labels and are
 # left out of the mean IoU by mmseg's IoUMetric unless predicted (a class with neither
 # label nor predicted pixels has a NaN IoU, skipped by the mean, as in the source's scores).
-_base_ = [
-    '../_base_/models/deeplabv2_r101-d8.py',
-    'mmseg::_base_/datasets/coco-stuff164k.py',
-    'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_160k.py',
-]
+# Everything about the network, its preprocessing, MSC and CRF is inherited from the VOC config;
+# this file changes the data (COCO-Stuff 164k, 513x513 crops), the class count and the schedule.
+_base_ = ['./deeplabv2_r101_voc12aug_kazuto-weights.py']
 crop_size = (513, 513)
-caffe_mean_bgr = [104.008, 116.669, 122.675]
-data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=caffe_mean_bgr,
-    std=[1.0, 1.0, 1.0],
-    bgr_to_rgb=False,
-    pad_val=0,
-    seg_pad_val=255,
-    size=crop_size)
-dense_crf = dict(
-    enabled=False,
-    iterations=10,
-    gaussian_sxy=1,
-    gaussian_weight=3,
-    bilateral_sxy=67,
-    bilateral_srgb=3,
-    bilateral_weight=4)
-model = dict(
-    type='mmseg_hrplus.WithDenseCRF',
-    segmentor_type='mmseg_hrplus.MSCEncoderDecoder',
-    msc_scales=(1.0, 0.75, 0.5),
-    crf=dense_crf,
-    data_preprocessor=data_preprocessor,
-    backbone=dict(
-        style='caffe',
-        stem_pool_ceil_mode=True,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/deeplabv1_resnet101_coco_kazuto-init.pth')),
-    decode_head=dict(num_classes=182),
-    test_cfg=dict(mode='whole'))
+data_preprocessor = dict(size=crop_size)
+model = dict(data_preprocessor=data_preprocessor, decode_head=dict(num_classes=182))
 
 # COCO-Stuff ids 0..181 in order (the source's data/datasets/cocostuff/labels.txt).
 cocostuff_182_classes = (
@@ -85,7 +54,7 @@ cocostuff_182_classes = (
     'tree', 'vegetable', 'wall-brick', 'wall-concrete', 'wall-other', 'wall-panel', 'wall-stone', 'wall-tile',
     'wall-wood', 'water-other', 'waterdrops', 'window-blind', 'window-other', 'wood')
 dataset_meta = dict(classes=cocostuff_182_classes)
-dataset_type = 'BaseSegDataset'
+data_root = 'data/coco_stuff164k'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
@@ -94,31 +63,28 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs')
-]
+dataset_type = 'BaseSegDataset'
+coco_stuff = dict(type=dataset_type, data_root=data_root, metainfo=dataset_meta,
+                  img_suffix='.jpg', seg_map_suffix='.png')
 train_dataloader = dict(
     batch_size=5,
-    dataset=dict(type=dataset_type, metainfo=dataset_meta, img_suffix='.jpg',
-                 seg_map_suffix='.png', pipeline=train_pipeline))
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        _delete_=True, **coco_stuff, pipeline=train_pipeline,
+        data_prefix=dict(img_path='images/train2017', seg_map_path='annotations/train2017')))
 val_dataloader = dict(
     batch_size=1,
-    dataset=dict(type=dataset_type, metainfo=dataset_meta, img_suffix='.jpg',
-                 seg_map_suffix='.png', pipeline=test_pipeline))
+    dataset=dict(
+        _delete_=True, **coco_stuff, pipeline={{_base_.test_pipeline}},
+        data_prefix=dict(img_path='images/val2017', seg_map_path='annotations/val2017')))
 test_dataloader = val_dataloader
 
 # The source's schedule: 100k iterations of 10 images, SGD lr 2.5e-4 (ASPP x10), momentum 0.9,
 # weight decay 5e-4, poly 0.9 (its cocostuff164k.yaml); 2 GPUs x 5 images here.
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=2.5e-4, momentum=0.9, weight_decay=5e-4),
-    paramwise_cfg=dict(custom_keys={'decode_head': dict(lr_mult=10.0)}),
-    clip_grad=None)
+# (The optimizer, lr x10 on the head and the batch of 10 are the VOC config's.)
 param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=100000, by_epoch=False)
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=100000, val_interval=10000)
-auto_scale_lr = dict(enable=False, base_batch_size=10)
+# A checkpoint at every validation (the VOC base saves every 2000 iterations).
+default_hooks = dict(checkpoint=dict(interval=10000))
