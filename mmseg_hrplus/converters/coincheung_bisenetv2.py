@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from .registry import (ConversionError, Converted, first_keys, refuse_unknown, register_source,
-                       unwrap_state_dict)
+                       unwrap_state_dict, wrong_shapes)
 
 SOURCE = 'bisenet-coincheung'
 
@@ -149,10 +149,6 @@ def target_shapes(num_classes: int, with_aux: bool = True) -> Dict[str, Tuple[in
                        for key, value in module.state_dict().items())
 
 
-def _shape_text(shape) -> str:
-    return '(' + ', '.join(str(s) for s in shape) + ')'
-
-
 @register_source(SOURCE, "CoinCheung/BiSeNet's BiSeNetV2 (lib/models/bisenetv2.py) state dicts")
 def convert_coincheung_bisenetv2(checkpoint: Mapping) -> Converted:
     """Map a CoinCheung BiSeNetV2 state dict to our keys.
@@ -201,9 +197,8 @@ def convert_coincheung_bisenetv2(checkpoint: Mapping) -> Converted:
             k.startswith('auxiliary_head.') for k in missing) else ''
         raise ConversionError(f'{SOURCE}: {what}{len(missing)} keys of the model are missing '
                               f'from the file: {first_keys(missing)}')
-    wrong = [f'{src} {_shape_text(value.shape)} (expected '
-             f'{_shape_text(expected[map_key(src)])})' for src, value in state.items()
-             if tuple(value.shape) != expected[map_key(src)]]
+    source_key = {map_key(src): src for src in state}
+    wrong = wrong_shapes(mapped, expected, name=source_key.get)
     if wrong:
         raise ConversionError(f'{SOURCE}: {len(wrong)} tensors do not have the shapes of '
                               f'CoinCheung\'s BiSeNetV2 with {num_classes} classes (another '

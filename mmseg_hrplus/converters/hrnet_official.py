@@ -57,7 +57,7 @@ import torch
 from torch import Tensor
 
 from .registry import (ConversionError, Converted, first_keys, refuse_unknown, register_source,
-                       unwrap_state_dict)
+                       unwrap_state_dict, wrong_shapes)
 
 BACKBONE_PREFIXES = ('conv1.', 'bn1.', 'conv2.', 'bn2.', 'layer1.', 'transition1.',
                      'transition2.', 'transition3.', 'stage2.', 'stage3.', 'stage4.')
@@ -255,8 +255,7 @@ def convert_hrnet_seg(checkpoint: Mapping, arch: Optional[str] = None) -> Conver
                                                    'running_var')]
     num_classes = head['3.weight'].shape[0]
     checks += [('3.weight', (num_classes, channels, 1, 1)), ('3.bias', (num_classes, ))]
-    wrong = [f'{SEG_HEAD_PREFIX}{k} {_shape(head[k])} (expected {shape})' for k, shape in checks
-             if _shape(head[k]) != shape]
+    wrong = wrong_shapes(head, dict(checks), name=lambda k: SEG_HEAD_PREFIX + k)
     if wrong:
         raise ConversionError(f'{source}: the head does not fit a backbone with {channels} '
                               f'concatenated channels and a 1x1 classifier (FINAL_CONV_KERNEL '

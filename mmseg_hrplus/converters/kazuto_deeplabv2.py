@@ -39,7 +39,7 @@ from torch import Tensor
 
 from ..models.backbones.dilated_resnet import STAGE_BLOCKS
 from .registry import (ConversionError, Converted, first_keys, refuse_unknown, register_source,
-                       unwrap_state_dict)
+                       unwrap_state_dict, wrong_shapes)
 
 SOURCE = 'deeplab-kazuto'
 MSC_PREFIX = 'base.'
@@ -126,8 +126,7 @@ def _check_shapes(ours: Mapping[str, Tensor], expected: Mapping[str, Tuple[int, 
     if missing:
         raise ConversionError(f'{SOURCE}: {len(missing)} keys of the network are missing from '
                               f'the file (ours): {first_keys(missing)}')
-    wrong = [f'{origin[k]} {tuple(v.shape)} (expected {expected[k]})'
-             for k, v in ours.items() if tuple(v.shape) != expected[k]]
+    wrong = wrong_shapes(ours, expected, name=origin.get)
     if wrong:
         raise ConversionError(f'{SOURCE}: {len(wrong)} tensors do not have the shapes of this '
                               f'network: {first_keys(wrong, 4)}')

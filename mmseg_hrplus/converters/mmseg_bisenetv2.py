@@ -22,7 +22,9 @@ from typing import Callable, Dict, List, Mapping, Tuple, Union
 
 from torch import Tensor
 
-from .registry import ConversionError, Converted, register_source
+from .registry import ConversionError, Converted, refuse_unknown, register_source, unwrap_state_dict
+
+SOURCE = 'mmseg-bisenetv2'
 
 _Rule = Tuple[re.Pattern, Union[str, Callable[[re.Match], str]]]
 
@@ -58,12 +60,6 @@ _RULES: List[_Rule] = [(re.compile(pattern), target) for pattern, target in [
 ]]
 
 
-def _unwrap(checkpoint: Mapping) -> Mapping[str, Tensor]:
-    state = checkpoint.get('state_dict', checkpoint)
-    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v)
-                       for k, v in state.items())
-
-
 def convert_mmseg_bisenetv2(checkpoint: Mapping) -> Dict[str, Tensor]:
     """Map an mmseg ``EncoderDecoder`` + ``BiSeNetV2`` state dict to our keys.
 
@@ -81,7 +77,7 @@ def convert_mmseg_bisenetv2(checkpoint: Mapping) -> Dict[str, Tensor]:
     """
     out: Dict[str, Tensor] = OrderedDict()
     unknown = []
-    for key, value in _unwrap(checkpoint).items():
+    for key, value in unwrap_state_dict(checkpoint).items():
         for pattern, target in _RULES:
             new_key, hits = pattern.subn(target, key, count=1)
             if hits:
@@ -89,19 +85,15 @@ def convert_mmseg_bisenetv2(checkpoint: Mapping) -> Dict[str, Tensor]:
                 break
         else:
             unknown.append(key)
-    if unknown:
-        shown = ', '.join(unknown[:8]) + (' ...' if len(unknown) > 8 else '')
-        raise ConversionError(
-            f'convert_mmseg_bisenetv2: {len(unknown)} keys are not part of an mmseg BiSeNetV2 '
-            f'segmentor (BiSeNetV2 backbone with its bga, FCNHead with num_convs=1 as decode '
-            f'head, FCNHead auxiliary heads): {shown}')
+    refuse_unknown(SOURCE, unknown, 'an mmseg BiSeNetV2 segmentor (BiSeNetV2 backbone with '
+                   'its bga, FCNHead with num_convs=1 as decode head, FCNHead auxiliary heads)')
     if not any(key.startswith('decode_head.bga.') for key in out):
-        raise ConversionError('convert_mmseg_bisenetv2: no backbone.bga.* keys: this is not an '
+        raise ConversionError(f'{SOURCE}: no backbone.bga.* keys: this is not an '
                               'mmseg BiSeNetV2 segmentor checkpoint')
     return out
 
 
-@register_source('mmseg-bisenetv2', "mmseg's bisenetv2_fcn segmentor checkpoints (1.x or 0.x)")
+@register_source(SOURCE, "mmseg's bisenetv2_fcn segmentor checkpoints (1.x or 0.x)")
 def convert_mmseg_bisenetv2_source(checkpoint: Mapping) -> Converted:
     """:func:`convert_mmseg_bisenetv2`, keeping the class names and palette of the meta."""
     meta = checkpoint.get('meta') if isinstance(checkpoint.get('meta'), Mapping) else {}

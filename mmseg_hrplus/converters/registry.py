@@ -14,7 +14,7 @@ import os
 import os.path as osp
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -114,6 +114,32 @@ def first_keys(keys: Iterable[str], limit: int = 8) -> str:
     keys = list(keys)
     return ', '.join(keys[:limit]) + (f' ... ({len(keys) - limit} more)' if len(keys) > limit
                                       else '')
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    """``(1024, 128, 3, 3)``; a 1-d shape is ``(19)``."""
+    return '(' + ', '.join(str(int(s)) for s in shape) + ')'
+
+
+def wrong_shapes(tensors: Mapping[str, Tensor], expected: Mapping[str, Sequence[int]],
+                 name: Optional[Callable[[str], str]] = None) -> List[str]:
+    """Describe every tensor whose shape is not the expected one.
+
+    Args:
+        tensors: key -> tensor; keys absent from ``expected`` are not checked here (callers
+            refuse them separately, with their own wording).
+        expected: key -> shape.
+        name: how to name a key in the message (e.g. its key in the source file); the key
+            itself by default.
+
+    Returns:
+        ``['<name> (1024, 256, 3, 3) (expected (1024, 128, 3, 3))', ...]``, in ``tensors``
+        order; empty when every shape fits.
+    """
+    name = name or str
+    return [f'{name(key)} {shape_text(value.shape)} (expected {shape_text(expected[key])})'
+            for key, value in tensors.items()
+            if key in expected and tuple(value.shape) != tuple(expected[key])]
 
 
 def refuse_unknown(source: str, unknown: List[str], expected: str) -> None:

@@ -19,7 +19,9 @@ from typing import Dict, Mapping
 
 from torch import Tensor
 
-from .registry import ConversionError, Converted, register_source
+from .registry import Converted, refuse_unknown, register_source, unwrap_state_dict
+
+SOURCE = 'torchvision-resnet'
 
 _BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
 BACKBONE_KEY = re.compile(
@@ -30,13 +32,6 @@ BACKBONE_KEY = re.compile(
     r'|layer[1-4]\.\d+\.downsample\.0\.weight'
     rf'|layer[1-4]\.\d+\.downsample\.1\.{_BN})$')
 CLASSIFIER_KEY = re.compile(r'^fc\.(weight|bias)$')
-
-
-def _unwrap(checkpoint: Mapping) -> Mapping[str, Tensor]:
-    for wrapper in ('state_dict', 'model'):
-        if wrapper in checkpoint and isinstance(checkpoint[wrapper], Mapping):
-            return checkpoint[wrapper]
-    return checkpoint
 
 
 def convert_torchvision_resnet(checkpoint: Mapping, prefix: str = '') -> Dict[str, Tensor]:
@@ -56,27 +51,22 @@ def convert_torchvision_resnet(checkpoint: Mapping, prefix: str = '') -> Dict[st
     """
     out: Dict[str, Tensor] = OrderedDict()
     unknown = []
-    for key, value in _unwrap(checkpoint).items():
-        if key.startswith('module.'):
-            key = key[len('module.'):]
+    for key, value in unwrap_state_dict(checkpoint).items():
         if CLASSIFIER_KEY.match(key):
             continue
         if not BACKBONE_KEY.match(key):
             unknown.append(key)
             continue
         out[prefix + key] = value
-    if unknown:
-        shown = ', '.join(unknown[:5]) + (' ...' if len(unknown) > 5 else '')
-        raise ConversionError(f'convert_torchvision_resnet: {len(unknown)} keys are not part of a '
-                         f'torchvision ResNet (conv1, bn1, layer1-4, fc): {shown}')
+    refuse_unknown(SOURCE, unknown, 'a torchvision ResNet (conv1, bn1, layer1-4, fc)')
     return out
 
 
-@register_source('torchvision-resnet', 'torchvision ResNet-50/101/152 ImageNet weights, for '
+@register_source(SOURCE, 'torchvision ResNet-50/101/152 ImageNet weights, for '
                  "DilatedResNet(stem='v1') via init_cfg")
 def convert_torchvision_resnet_source(checkpoint: Mapping, prefix: str = '') -> Converted:
     """:func:`convert_torchvision_resnet`, reporting the dropped classifier."""
     state = convert_torchvision_resnet(checkpoint, prefix=prefix)
     dropped = {key: 'ImageNet classifier, no counterpart in a segmentation backbone'
-               for key in _unwrap(checkpoint) if CLASSIFIER_KEY.match(key.replace('module.', ''))}
+               for key in unwrap_state_dict(checkpoint) if CLASSIFIER_KEY.match(key)}
     return Converted(state, dropped)
