@@ -20,10 +20,14 @@ measured a max abs difference of 8.0e-5 on HRNet-W48 logits at 1x3x512x1024.
 * **channels_last**: 4-D parameters and the backbone input in NHWC order, which oneDNN (CPU)
   and cuDNN (tensor cores) run faster.
 * **head factorisation** (mmseg ``FCNHead`` with ``input_transform='resize_concat'``, 1x1
-  first conv, e.g. the HRNetV2 head): ``conv1x1(concat(resize(x_0), ..., resize(x_n)))`` equals
-  ``sum_j resize(conv1x1_j(x_j))`` because a 1x1 conv mixes channels pixel by pixel and
-  bilinear resizing is linear per channel with weights summing to one (so the bias is added
-  once). The per-stream convs then run at each stream's own resolution.
+  first conv, e.g. the HRNetV2 head): the head is replaced by a
+  :class:`~mmseg_hrplus.models.decode_heads.ResizeSumFCNHead` with the same settings, loaded
+  with the FCNHead's state dict (same keys). It computes
+  ``conv1x1(concat(resize(x_0), ..., resize(x_n)))`` as ``sum_j resize(conv1x1_j(x_j))``,
+  equal because a 1x1 conv mixes channels pixel by pixel and bilinear resizing is linear per
+  channel with weights summing to one (so the bias is added once). The per-stream convs then
+  run at each stream's own resolution. Alone, it changes the logits by at most 1.2e-5 of the
+  largest (tests, SHALLOW; measured 1.3e-6), within the DEEP bound of all the rewrites.
 * **torch.compile** (opt-in, ``compile=True``): the backbone and the decode head's forward
   are compiled by inductor with ``freezing`` (weights as constants: prepacked oneDNN weights,
   conv + bias + ReLU/add fused into one kernel). Same arithmetic up to float rounding; the
@@ -47,9 +51,9 @@ from mmseg.models.decode_heads import FCNHead
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmseg_hrplus.models.decode_heads import ResizeSumFCNHead
 from mmseg_hrplus.models.layers import WinogradConv2d
 from mmseg_hrplus.models.layers.winograd import DEFAULT_MIN_CHANNELS
-from mmseg_hrplus.models.utils.resize_sum import add_resized
 
 FACTORIZE_HEAD_CHOICES = (True, False, 'auto')
 #: What ``factorize_head='auto'`` resolves to. The factorised head computes ~8x fewer
@@ -148,98 +152,114 @@ def fold_batchnorms(model: nn.Module) -> int:
     return len(seen)
 
 
-class ResizeSumConv1x1(nn.Module):
-    """``sum_j resize(conv_j(x_j), size of x_0)`` for a list of streams: the factorised form of
-    a 1x1 conv applied to the resized and concatenated streams.
-
-    Args:
-        conv: the 1x1 conv (stride 1, groups 1) over the concatenated channels.
-        align_corners: of the bilinear resize (the head's ``align_corners``).
-        in_channels: channels of each stream, in concatenation order. ``None``: read from the
-            first input (mmseg's heads keep only the sum); the per-stream convs are made then.
-
-    Shapes: input a list of ``(N, in_channels[j], H_j, W_j)``; output
-    ``(N, conv.out_channels, H_0, W_0)``.
-    """
-
-    def __init__(self, conv: nn.Conv2d, align_corners: bool,
-                 in_channels: Optional[Sequence[int]] = None) -> None:
-        super().__init__()
-        self.align_corners = align_corners
-        self.conv: Optional[nn.Conv2d] = conv
-        self.convs = nn.ModuleList()
-        self.in_channels: Optional[Tuple[int, ...]] = None
-        if in_channels is not None:
-            self._split(in_channels)
-
-    def _split(self, in_channels: Sequence[int]) -> None:
-        conv = self.conv
-        if sum(in_channels) != conv.in_channels:
-            raise ValueError(f'in_channels={list(in_channels)} sum to {sum(in_channels)}, '
-                             f'the conv has in_channels={conv.in_channels}')
-        weights = torch.split(conv.weight.detach(), list(in_channels), dim=1)
-        fmt = (torch.channels_last
-               if conv.weight.is_contiguous(memory_format=torch.channels_last)
-               and not conv.weight.is_contiguous() else torch.contiguous_format)
-        for j, (c, w) in enumerate(zip(in_channels, weights)):
-            part = nn.Conv2d(c, conv.out_channels, 1, bias=j == 0 and conv.bias is not None)
-            part = part.to(device=w.device, dtype=w.dtype, memory_format=fmt)
-            part.requires_grad_(conv.weight.requires_grad)
-            with torch.no_grad():
-                part.weight.copy_(w)
-                if part.bias is not None:
-                    part.bias.copy_(conv.bias)
-            self.convs.append(part)
-        self.in_channels = tuple(in_channels)
-        self.conv = None
-
-    def forward(self, xs: List[Tensor]) -> Tensor:
-        channels = tuple(x.shape[1] for x in xs)
-        if self.in_channels is None:
-            self._split(channels)
-        elif not torch.jit.is_tracing() and channels != self.in_channels:
-            raise ValueError(f'ResizeSumConv1x1 was split for streams of {self.in_channels} '
-                             f'channels, got {channels}')
-        return add_resized(self.convs[0](xs[0]),
-                           (conv(x) for conv, x in zip(self.convs[1:], xs[1:])),
-                           self.align_corners)
-
-
-class FactorizedFCNHead(FCNHead):
-    """mmseg's ``FCNHead`` whose ``resize_concat`` inputs reach the first conv as a list: the
-    first conv is a :class:`ResizeSumConv1x1`. Made by :func:`factorize_fcn_head` only."""
-
-    def _transform_inputs(self, inputs: List[Tensor]) -> List[Tensor]:
-        return [inputs[i] for i in self.in_index]
-
-
 def can_factorize_head(head: nn.Module) -> bool:
     """True for an mmseg ``FCNHead`` (exactly that class) with ``input_transform=
-    'resize_concat'``, at least one conv, a 1x1 stride-1 ungrouped first conv and
-    ``concat_input=False``."""
+    'resize_concat'``, at least one conv, a plain 1x1 stride-1 ungrouped unpadded first conv in
+    a ConvModule of order ``('conv', 'norm', 'act')``, and ``concat_input=False``: the heads
+    :class:`ResizeSumFCNHead` computes with the same weights."""
     if type(head) is not FCNHead or head.input_transform != 'resize_concat':
         return False
     if head.num_convs < 1 or head.concat_input:
         return False
-    conv = head.convs[0].conv
+    first = head.convs[0]
+    conv = first.conv
     return (type(conv) is nn.Conv2d and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
-            and conv.groups == 1 and conv.padding == (0, 0))
+            and conv.groups == 1 and conv.padding == (0, 0)
+            and first.order == ('conv', 'norm', 'act'))
 
 
-def factorize_fcn_head(head: FCNHead,
-                       in_channels: Optional[Sequence[int]] = None) -> FactorizedFCNHead:
-    """Turn ``head`` (see :func:`can_factorize_head`) into a :class:`FactorizedFCNHead`, in
-    place; its outputs are unchanged up to float rounding. ``in_channels``: the channels of
-    the selected streams, if known (else read at the first forward)."""
+def resize_sum_head_from(head: FCNHead, stream_channels: Sequence[int]) -> ResizeSumFCNHead:
+    """A :class:`ResizeSumFCNHead` with the settings of ``head`` (see
+    :func:`can_factorize_head`) and its state dict (same keys, loaded strictly): same outputs up
+    to float rounding, on ``head``'s device and dtype, in ``head``'s train/eval mode.
+
+    Args:
+        head: the mmseg ``FCNHead`` to replace (left unchanged).
+        stream_channels: channels of the streams ``head.in_index`` selects, in order; they
+            must sum to ``head.in_channels``.
+
+    Raises:
+        ValueError: ``head`` is not eligible, or ``stream_channels`` do not sum to its
+            ``in_channels``.
+    """
     if not can_factorize_head(head):
         raise ValueError(f'factorize_head needs an mmseg FCNHead with input_transform='
-                         f'\'resize_concat\', a 1x1 first conv and concat_input=False, got '
-                         f'{type(head).__name__} with input_transform='
+                         f'\'resize_concat\', a plain 1x1 first conv and concat_input=False, '
+                         f'got {type(head).__name__} with input_transform='
                          f'{getattr(head, "input_transform", None)!r}')
-    first = head.convs[0]
-    first.conv = ResizeSumConv1x1(first.conv, head.align_corners, in_channels)
-    head.__class__ = FactorizedFCNHead
-    return head
+    stream_channels = [int(c) for c in stream_channels]
+    if sum(stream_channels) != head.in_channels:
+        raise ValueError(f'stream_channels={stream_channels} sum to {sum(stream_channels)}, '
+                         f'the head has in_channels={head.in_channels}')
+    new = ResizeSumFCNHead(
+        in_channels=stream_channels, channels=head.channels, num_convs=head.num_convs,
+        kernel_size=head.kernel_size, concat_input=head.concat_input,
+        dilation=head.convs[-1].conv.dilation[0], in_index=list(head.in_index),
+        input_transform=head.input_transform, num_classes=head.num_classes,
+        out_channels=head.out_channels, threshold=head.threshold,
+        dropout_ratio=head.dropout_ratio, conv_cfg=head.conv_cfg, norm_cfg=head.norm_cfg,
+        act_cfg=head.act_cfg, ignore_index=head.ignore_index,
+        align_corners=head.align_corners, loss_decode=[], init_cfg=None)
+    # losses and sampler are built modules already: shared, not rebuilt from configs
+    new.loss_decode = head.loss_decode
+    new.sampler = head.sampler
+    weight = head.conv_seg.weight
+    new.to(device=weight.device, dtype=weight.dtype)
+    new.load_state_dict(head.state_dict(), strict=True)
+    new.requires_grad_(weight.requires_grad)
+    return new.train(head.training)
+
+
+def _stream_channels(model: nn.Module, head: FCNHead,
+                     example_input: Union[Tensor, Sequence[int], None]
+                     ) -> Optional[List[int]]:
+    """Channels of the streams ``head`` reads: from the backbone's ``out_specs`` when there is
+    no neck, else from one ``extract_feat`` of ``example_input``; None when neither is there."""
+    specs = getattr(getattr(model, 'backbone', None), 'out_specs', None)
+    if specs is not None and getattr(model, 'neck', None) is None:
+        return [specs[i].channels for i in head.in_index]
+    if example_input is None or not hasattr(model, 'extract_feat'):
+        return None
+    with torch.no_grad():
+        feats = model.extract_feat(_example_tensor(model, example_input))
+    return [feats[i].shape[1] for i in head.in_index]
+
+
+def factorize_heads(model: nn.Module, required: bool = False,
+                    example_input: Union[Tensor, Sequence[int], None] = None) -> int:
+    """Replace every eligible decode head of ``model`` (:func:`can_factorize_head`) by its
+    :func:`resize_sum_head_from`, in place. Returns the number replaced.
+
+    Args:
+        required: raise when an eligible head's stream channels cannot be told (a backbone
+            without ``out_specs`` or a neck, and no ``example_input``); else keep that head.
+        example_input: see :func:`optimize_for_inference`.
+
+    Raises:
+        ValueError: see ``required``.
+    """
+    heads = getattr(model, 'decode_head', None)
+    if heads is None:
+        return 0
+    indexed = list(enumerate(heads)) if isinstance(heads, nn.ModuleList) else [(None, heads)]
+    replaced = 0
+    for index, head in indexed:
+        if not can_factorize_head(head):
+            continue
+        channels = _stream_channels(model, head, example_input)
+        if channels is None:
+            if required:
+                raise ValueError('factorize_head=True: the channels of the streams the '
+                                 'FCNHead concatenates are unknown (the backbone has no '
+                                 'out_specs, or there is a neck); pass example_input')
+            continue
+        new = resize_sum_head_from(head, channels)
+        if index is None:
+            model.decode_head = new
+        else:
+            heads[index] = new
+        replaced += 1
+    return replaced
 
 
 def _to_channels_last(module: nn.Module, args: tuple) -> tuple:
@@ -271,9 +291,11 @@ def optimize_for_inference(model: nn.Module,
         channels_last: convert 4-D parameters to ``torch.channels_last`` and the backbone's
             input with a forward pre-hook.
         fold_bn: fold every BN that directly follows a conv into the conv.
-        factorize_head: True, False or 'auto' (:data:`AUTO_FACTORIZE_HEAD`): factorise a
-            ``resize_concat`` FCNHead (see :func:`can_factorize_head`; other heads are left
-            unchanged).
+        factorize_head: True, False or 'auto' (:data:`AUTO_FACTORIZE_HEAD`): replace a
+            ``resize_concat`` FCNHead by a ``ResizeSumFCNHead`` (:func:`factorize_heads`; other
+            heads are left unchanged). The channels of its streams come from the backbone's
+            ``out_specs`` (no neck) or one ``extract_feat`` of ``example_input``; without
+            either, True raises and 'auto' keeps the FCNHead.
         inplace: rewrite ``model`` itself instead of a deep copy.
         compile: compile the backbone and the decode heads' ``forward`` with inductor and
             ``freezing=True`` (see the module notes); the model then no longer deep-copies.
@@ -287,7 +309,8 @@ def optimize_for_inference(model: nn.Module,
             :func:`mmseg_hrplus.models.layers.winograd_decisions`). False: always Winograd.
         example_input: a tensor (or its shape, filled with random numbers) the model is run on
             once here, in ``torch.no_grad``, so that the autotune measurements happen now and
-            not at the first call (``model(x, mode='tensor')`` for mmengine models).
+            not at the first call (``model(x, mode='tensor')`` for mmengine models); also tells
+            the head factorisation its stream channels when the backbone cannot.
 
     Returns:
         The rewritten model (a new object unless ``inplace``), in eval mode, with
@@ -297,6 +320,7 @@ def optimize_for_inference(model: nn.Module,
                                                                         (bool, str)):
         raise ValueError(f'factorize_head={factorize_head!r} is not supported; allowed values: '
                          f'True, False, \'auto\'')
+    explicit = factorize_head is True
     if factorize_head == 'auto':
         factorize_head = AUTO_FACTORIZE_HEAD
     if not inplace:
@@ -304,16 +328,10 @@ def optimize_for_inference(model: nn.Module,
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    if factorize_head:  # before folding: the new head loads the FCNHead's state dict
+        factorize_heads(model, required=explicit, example_input=example_input)
     if fold_bn:
         fold_batchnorms(model)
-    if factorize_head:
-        specs = getattr(getattr(model, 'backbone', None), 'out_specs', None)
-        for head in _decode_heads(model):
-            if can_factorize_head(head):
-                channels = None
-                if specs is not None and getattr(model, 'neck', None) is None:
-                    channels = [specs[i].channels for i in head.in_index]
-                factorize_fcn_head(head, channels)
     if channels_last:
         model.to(memory_format=torch.channels_last)
         backbone: Optional[nn.Module] = getattr(model, 'backbone', None)
@@ -328,13 +346,17 @@ def optimize_for_inference(model: nn.Module,
     return model
 
 
-def _run_once(model: nn.Module, example_input: Union[Tensor, Sequence[int]]) -> None:
-    from mmengine.model import BaseModel
+def _example_tensor(model: nn.Module, example_input: Union[Tensor, Sequence[int]]) -> Tensor:
+    """``example_input``, or random numbers of that shape, on ``model``'s device."""
     if not isinstance(example_input, Tensor):
         example_input = torch.randn(*example_input)
     param = next(model.parameters(), None)
-    if param is not None:
-        example_input = example_input.to(param.device)
+    return example_input if param is None else example_input.to(param.device)
+
+
+def _run_once(model: nn.Module, example_input: Union[Tensor, Sequence[int]]) -> None:
+    from mmengine.model import BaseModel
+    example_input = _example_tensor(model, example_input)
     with torch.no_grad():
         if isinstance(model, BaseModel):
             model(example_input, mode='tensor')

@@ -12,12 +12,14 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmseg_hrplus.apis import optimize_for_inference
 from mmseg_hrplus.apis.optimize import (
     AUTO_FACTORIZE_HEAD,
-    FactorizedFCNHead,
     can_factorize_head,
     fold_batchnorms,
     fold_bn_into_conv,
+    resize_sum_head_from,
 )
 from float_bounds import DEEP, SHALLOW, WINOGRAD_DEEP, assert_close_relative
+from mmseg_hrplus.models.backbones.hrnet import arch_to_extra
+from mmseg_hrplus.models.decode_heads import ResizeSumFCNHead
 from mmseg_hrplus.models.layers import WinogradConv2d
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -48,13 +50,14 @@ def _build(backbone: dict, decode_head: dict) -> nn.Module:
     return model.eval()
 
 
+HRNET_FCN_HEAD = dict(
+    type='FCNHead', in_channels=HRNET_W18S_WIDTHS, in_index=(0, 1, 2, 3),
+    channels=sum(HRNET_W18S_WIDTHS), input_transform='resize_concat', kernel_size=1,
+    num_convs=1, concat_input=False, dropout_ratio=-1, num_classes=19, align_corners=False)
+
+
 def hrnet_fcn() -> nn.Module:
-    return _build(
-        dict(type='mmseg_hrplus.HRNet', arch='w18_small'),
-        dict(type='FCNHead', in_channels=HRNET_W18S_WIDTHS, in_index=(0, 1, 2, 3),
-             channels=sum(HRNET_W18S_WIDTHS), input_transform='resize_concat', kernel_size=1,
-             num_convs=1, concat_input=False, dropout_ratio=-1, num_classes=19,
-             align_corners=False))
+    return _build(dict(type='mmseg_hrplus.HRNet', arch='w18_small'), HRNET_FCN_HEAD)
 
 
 def bisenetv2_bga() -> nn.Module:
@@ -112,7 +115,7 @@ def test_head_factorisation_equals_concat_form():
     concat = optimize_for_inference(model, channels_last=False, factorize_head=False)
     factorized = optimize_for_inference(model, channels_last=False, factorize_head=True)
     assert type(concat.decode_head) is FCNHead
-    assert type(factorized.decode_head) is FactorizedFCNHead
+    assert type(factorized.decode_head) is ResizeSumFCNHead
     a, b = _logits(concat, x), _logits(factorized, x)
     # the head's 1x1 conv over 270 concatenated channels vs 4 per-stream convs, resized, summed
     assert_close_relative(b, a, SHALLOW, 'factorised vs concat head')
@@ -121,10 +124,69 @@ def test_head_factorisation_equals_concat_form():
                                       factorize_head=True)
     assert_close_relative(_logits(unfolded, x), a, SHALLOW, 'factorised head, BN unfolded')
     auto = optimize_for_inference(model, channels_last=False)
-    assert (type(auto.decode_head) is FactorizedFCNHead) == AUTO_FACTORIZE_HEAD
+    assert (type(auto.decode_head) is ResizeSumFCNHead) == AUTO_FACTORIZE_HEAD
     # the predict path (resize to the image, argmax) works on the factorised head
     preds = factorized.predict(x)
     assert preds[0].pred_sem_seg.data.shape == (1, 70, 130)
+
+
+def _assert_same_state(got: dict, expected: dict, what: str) -> None:
+    assert list(got) == list(expected), what
+    for key, value in expected.items():
+        assert torch.equal(got[key], value), f'{what}: {key}'
+
+
+def test_factorised_head_state_dict_is_the_fcn_heads_and_stays_so():
+    """The ResizeSumFCNHead that replaces the FCNHead carries its keys and values (no BN
+    folding: nothing else changes them), and a forward changes none of them, with or without
+    BN folding and channels_last."""
+    model = hrnet_fcn()
+    original = {k: v.clone() for k, v in model.decode_head.state_dict().items()}
+    x = torch.randn(1, 3, 64, 128)
+    unfolded = optimize_for_inference(model, channels_last=False, fold_bn=False,
+                                      factorize_head=True)
+    assert type(unfolded.decode_head) is ResizeSumFCNHead
+    assert unfolded.decode_head.stream_channels == HRNET_W18S_WIDTHS
+    _assert_same_state(unfolded.decode_head.state_dict(), original, 'unfolded vs FCNHead')
+    _logits(unfolded, x)
+    _assert_same_state(unfolded.decode_head.state_dict(), original, 'after a forward')
+    fast = optimize_for_inference(model, factorize_head=True)
+    before = {k: v.clone() for k, v in fast.state_dict().items()}
+    _logits(fast, x)
+    _assert_same_state(fast.state_dict(), before, 'BN folded + channels_last, after a forward')
+    # BN folded: the head's BN keys are gone, its first conv gained a bias
+    assert 'decode_head.convs.0.bn.weight' not in before
+    assert 'decode_head.convs.0.conv.bias' in before
+    _assert_same_state(model.decode_head.state_dict(), original, 'the input model')
+
+
+def test_resize_sum_head_from_checks_its_inputs():
+    head = hrnet_fcn().decode_head
+    with pytest.raises(ValueError, match=r'stream_channels=\[18, 36, 72, 140\] sum to 266, '
+                                         r'the head has in_channels=270'):
+        resize_sum_head_from(head, [18, 36, 72, 140])
+    with pytest.raises(ValueError, match='factorize_head needs an mmseg FCNHead with '
+                                         "input_transform='resize_concat'"):
+        resize_sum_head_from(bisenetv2_bga().decode_head, [128, 128])
+    new = resize_sum_head_from(head, HRNET_W18S_WIDTHS)
+    assert (new.in_index, new.align_corners, new.num_classes, new.channels) == (
+        [0, 1, 2, 3], False, 19, 270)
+    assert not new.training and new.loss_decode is head.loss_decode
+
+
+def test_head_factorisation_needs_stream_channels_without_out_specs():
+    """mmseg's own HRNet has no ``out_specs``: factorize_head=True asks for example_input,
+    'auto' keeps the FCNHead, and with example_input the head is replaced."""
+    model = _build(dict(type='HRNet', extra=arch_to_extra('w18_small')), HRNET_FCN_HEAD)
+    assert not hasattr(model.backbone, 'out_specs')
+    with pytest.raises(ValueError, match='factorize_head=True: the channels of the streams '
+                                         'the FCNHead concatenates are unknown'):
+        optimize_for_inference(model, factorize_head=True)
+    assert type(optimize_for_inference(model).decode_head) is FCNHead
+    x = torch.randn(1, 3, 64, 128)
+    fast = optimize_for_inference(model, factorize_head=True, example_input=x)
+    assert type(fast.decode_head) is ResizeSumFCNHead
+    assert_close_relative(_logits(fast, x), _logits(model, x), DEEP, 'mmseg HRNet, factorised')
 
 
 def test_head_factorisation_only_for_resize_concat_fcn():

@@ -1,5 +1,5 @@
 """The accumulation behind the per-stream form of a 1x1 conv over resized, concatenated
-streams (``ResizeSumFCNHead`` for training, ``optimize_for_inference``'s factorised head)."""
+streams (``ResizeSumFCNHead``, also the head ``optimize_for_inference`` factorises into)."""
 from typing import Iterable
 
 import torch
