@@ -226,8 +226,53 @@ def test_autotune_keeps_the_measured_faster_path_per_shape(monkeypatch):
     record = [r for r in module.winograd_decision_records() if r['height'] == 16][0]
     assert record == dict(in_channels=16, out_channels=16, batch=1, height=16, width=12, tile=4,
                           bias=True, channels_last=False, dtype='float32',
-                          threads=torch.get_num_threads(), choice='winograd', winograd_s=1.0,
-                          direct_s=3.0)
+                          threads=torch.get_num_threads(), gradients='', choice='winograd',
+                          winograd_s=1.0, direct_s=3.0)
+    module.clear_winograd_decisions()
+
+
+def test_autotune_in_training_times_forward_and_backward_per_gradient_kind(monkeypatch):
+    """Calls with gradients get their own decision (forward + backward timed on copies, keyed
+    on which gradients are needed): 'direct' gives nn.Conv2d's output and gradients bit for
+    bit, 'winograd' the Winograd ones; the model's parameters get no gradient from the
+    timing."""
+    from mmseg_hrplus.models.layers import winograd as module
+    module.clear_winograd_decisions()
+    fake = iter([dict(winograd=2.0, direct=1.0), dict(winograd=1.0, direct=2.0)])
+    timed = []
+
+    def fake_min_seconds(fns):
+        timed.append({name: fn() for name, fn in fns.items()})  # each path runs for real
+        return next(fake)
+
+    monkeypatch.setattr(module, 'min_seconds', fake_min_seconds)
+    torch.manual_seed(0)
+    layer, conv = _layer(16, 16, autotune=True)
+    layer.train(), conv.train()
+    x = torch.randn(2, 16, 8, 12)
+
+    def step(net, inp):
+        inp = inp.clone().requires_grad_(True)
+        out = net(inp)
+        out.square().sum().backward()
+        grads = (inp.grad, net.weight.grad.clone(), net.bias.grad.clone())
+        net.zero_grad()
+        return out, grads
+
+    out, grads = step(layer, x)  # first kind: input+weight -> 'direct'
+    ref_out, ref_grads = step(conv, x)
+    assert torch.equal(out, ref_out) and all(map(torch.equal, grads, ref_grads))
+    # the timing ran both paths on copies: the gradients above equal nn.Conv2d's, so nothing
+    # was added to the layer's parameters
+    assert len(timed) == 1 and all(len(g) == 3 for g in timed[0].values())
+
+    layer.weight.requires_grad_(False), conv.weight.requires_grad_(False)
+    xi = x.clone().requires_grad_(True)
+    out_w = layer(xi)  # second kind: input only -> 'winograd'
+    assert_close_relative(out_w, conv(x), TOLERANCE[4], 'Winograd chosen in training')
+    assert not torch.equal(out_w, conv(x))
+    kinds = {shape.gradients: d.choice for shape, d in module.winograd_decisions().items()}
+    assert kinds == {'input+weight': 'direct', 'input': 'winograd'}
     module.clear_winograd_decisions()
 
 

@@ -41,7 +41,11 @@ direct convs vs 1.40x with Winograd on an AVX-512 EPYC), hence ``autotune``.
   for every layer of the process, only if it measured at most :data:`AUTOTUNE_MARGIN` of the
   direct time: near-ties go to the direct conv, which rounds less and whose choice does not
   flip with timing noise. :func:`winograd_decisions` returns the
-  decisions with both times. Calls with gradients (training) are not tuned: they run Winograd.
+  decisions with both times. Calls with gradients (training) are tuned the same way, on the
+  forward and backward together (a random output gradient, the input and the weight as the
+  call has them), keyed also on which gradients are needed: on the 2-core AVX2 CPU the
+  backward of the widest stream loses at two threads while the narrower ones win. The choice
+  changes only float rounding, never the function computed.
 * **Filter cache**: gradient-free calls reuse the transformed filters ``U`` while the weight's
   storage address, version counter and a checksum (dot product with a fixed random probe,
   about 2% of the conv's time at 384 channels) are unchanged: writes through ``weight.data``
@@ -120,6 +124,9 @@ class ConvShape(NamedTuple):
     channels_last: bool
     dtype: str
     threads: int
+    #: what the call differentiates: '' (inference: forward only), 'weight', 'input' or
+    #: 'input+weight' (training: forward and backward are timed together).
+    gradients: str = ''
 
 
 class WinogradDecision(NamedTuple):
@@ -367,8 +374,9 @@ class WinogradConv2d(nn.Conv2d):
             less rounding).
         min_channels: narrower convs run as ``nn.Conv2d`` (Winograd's transforms cost more
             than they save there; see the module notes).
-        autotune: gradient-free calls time direct against Winograd once per conv shape and
-            keep the faster (see the module notes); False: always Winograd.
+        autotune: time direct against Winograd once per conv shape (and per kind of call:
+            inference, or forward + backward in training) and keep the faster (see the module
+            notes); False: always Winograd.
 
     Only CPU tensors take the Winograd path: on CUDA the layer is ``nn.Conv2d`` (cuDNN picks
     its own algorithm, Winograd included), and so it is in a trace (an ONNX export has a plain
@@ -441,6 +449,8 @@ class WinogradConv2d(nn.Conv2d):
             raise ValueError(f'{type(self).__name__} expects (N, {self.in_channels}, H, W) '
                              f'inputs, got {tuple(x.shape)}')
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            if self.autotune and self.decide_training(x).choice == 'direct':
+                return super().forward(x)
             return winograd_conv3x3(x, self.weight, self.bias, self.tile)
         with torch.no_grad():
             if self.autotune and self.decide(x).choice == 'direct':
@@ -452,11 +462,11 @@ class WinogradConv2d(nn.Conv2d):
         y = _sandwich_output(torch.bmm(_input_tiles(x, self.tile), self._filters()), self.tile)
         return _untile(y, n, h, w, self.tile, x, self.bias)
 
-    def conv_shape(self, x: Tensor) -> ConvShape:
+    def conv_shape(self, x: Tensor, gradients: str = '') -> ConvShape:
         n, _, h, w = x.shape
         return ConvShape(self.in_channels, self.out_channels, n, h, w, self.tile,
                          self.bias is not None, _is_channels_last(x), str(x.dtype).split('.')[-1],
-                         torch.get_num_threads())
+                         torch.get_num_threads(), gradients)
 
     @torch.no_grad()
     def decide(self, x: Tensor) -> WinogradDecision:
@@ -471,6 +481,36 @@ class WinogradConv2d(nn.Conv2d):
             choice = 'winograd' if faster else 'direct'
             decision = _DECISIONS[key] = WinogradDecision(choice, times['winograd'],
                                                           times['direct'])
+        return decision
+
+    def decide_training(self, x: Tensor) -> WinogradDecision:
+        """The autotune decision for a call with gradients: forward plus backward of each path
+        on a copy of ``x`` and of the parameters (nothing of the model's is touched; the
+        output gradient is random)."""
+        needs_x, needs_w = x.requires_grad, self.weight.requires_grad
+        gradients = '+'.join(name for name, needed in (('input', needs_x), ('weight', needs_w))
+                             if needed)
+        key = self.conv_shape(x, gradients)
+        decision = _DECISIONS.get(key)
+        if decision is not None:
+            return decision
+        with torch.enable_grad():
+            xc = x.detach().clone().requires_grad_(needs_x)
+            weight = self.weight.detach().clone().requires_grad_(needs_w)
+            bias = None if self.bias is None else self.bias.detach().clone().requires_grad_(
+                self.bias.requires_grad)
+            inputs = [t for t in (xc, weight, bias) if t is not None and t.requires_grad]
+            grad_y = torch.randn_like(F.conv2d(xc.detach(), weight.detach(), None, 1, 1))
+
+            def step(conv: Callable[[], Tensor]) -> Callable[[], object]:
+                return lambda: torch.autograd.grad(conv(), inputs, grad_y)
+
+            times = min_seconds({
+                'winograd': step(lambda: winograd_conv3x3(xc, weight, bias, self.tile)),
+                'direct': step(lambda: F.conv2d(xc, weight, bias, 1, 1))})
+        faster = times['winograd'] <= AUTOTUNE_MARGIN * times['direct']
+        decision = _DECISIONS[key] = WinogradDecision('winograd' if faster else 'direct',
+                                                      times['winograd'], times['direct'])
         return decision
 
     def _checksum(self, weight: Tensor) -> float:
