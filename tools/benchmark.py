@@ -18,37 +18,37 @@ What it does:
    ours, ours through :func:`mmseg_hrplus.apis.optimize_for_inference` (``--optimize``) and
    the reference (also optimised with ``--optimize-reference``), one warm-up call each, then
    ``--repeats`` rounds in which every variant runs once (the order rotates per round);
-   reports min and median, ``speedup = reference time / our time`` and the max abs logit
-   difference to the reference;
+   reports min and median, ``speedup = reference time / our time``, the max abs logit
+   difference to the reference and, for ``--compile``, the first call's time (the compile);
 4. one training step (``model.loss`` + backward + SGD with momentum) of ours and the
    reference, interleaved the same way (``--train-repeats``, 0 to skip); with
    ``--train-winograd`` also ours built with the backbone's
    ``conv_cfg=dict(type='mmseg_hrplus.WinogradConv2d')`` (same weights, loaded strictly);
    ``--winograd`` adds ``optimize_for_inference(winograd=True)`` to the inference variants
    (autotuned on the benchmark input: its per-shape direct/Winograd decisions are reported);
-5. with ``--with-cp-memory``, the peak memory of a training step with and without
-   ``model.backbone.with_cp=True``, each in its own subprocess (the RSS high-water mark is
-   process-wide): the peak RSS over the step minus the RSS before it (CUDA: max allocated
-   minus allocated before); with ``--train-winograd`` also for ours with Winograd convs.
+5. with ``--onnxruntime``, our model (the ``--optimize`` one, else the plain one) exported
+   to ONNX at the inference shape and run by onnxruntime (CPU execution provider,
+   ``--threads`` intra-op threads) in the same interleaved rounds; its row also gives the
+   max abs logit difference to the model it was exported from;
+6. with ``--with-cp-memory``, the peak memory of a training step with and without
+   ``model.backbone.with_cp=True``, each in its own process (``python -m
+   mmseg_hrplus.benchmark.memory``: the RSS high-water mark is process-wide): the peak RSS
+   over the step minus the RSS before it (CUDA: max allocated minus allocated before); with
+   ``--train-winograd`` also for ours with Winograd convs.
 
-The report starts with the CPU (model, ISA level, oneDNN version:
+The parts live in :mod:`mmseg_hrplus.benchmark`; this file is the command line. The report
+starts with the CPU (model, ISA level, oneDNN version:
 :func:`mmseg_hrplus.apis.cpu_info.cpu_info`). Ratios > 1 mean ours is faster. Peak memory on
 CPU is RSS (``VmHWM``; ``ru_maxrss`` if ``/proc`` is absent), on CUDA
 ``torch.cuda.max_memory_allocated``.
 """
 import argparse
-import ctypes
-import gc
 import json
-import os
 import platform
-import resource
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -60,276 +60,15 @@ if str(REPO) not in sys.path:
 import mmseg_hrplus  # noqa: E402,F401  (registers our models, compat)
 from mmseg_hrplus.apis.cpu_info import cpu_info  # noqa: E402
 from mmseg_hrplus.apis.optimize import optimize_for_inference  # noqa: E402
+from mmseg_hrplus.benchmark.build import WINOGRAD_CONV_CFG, build_model  # noqa: E402
+from mmseg_hrplus.benchmark.memory import peak_rss_mb, run_memory_probe  # noqa: E402
+from mmseg_hrplus.benchmark.steps import infer_fn, make_batch, train_step_fn  # noqa: E402
+from mmseg_hrplus.benchmark.timing import interleaved_times, summarise  # noqa: E402
+from mmseg_hrplus.benchmark.weights import calibrate_bn, share_weights  # noqa: E402
 from mmseg_hrplus.models.layers import (clear_winograd_decisions,  # noqa: E402
                                         winograd_decision_records)
-from mmseg_hrplus.apis.runner import build_config_model  # noqa: E402
 
 FACTORIZE_CHOICES = ('auto', 'on', 'off', 'both')
-WINOGRAD_CONV_CFG = dict(type='mmseg_hrplus.WinogradConv2d')
-
-
-def resolve_config(path: str) -> str:
-    """A file path, or ``pkg::rel/path.py`` inside the installed ``pkg``'s ``.mim/configs``."""
-    if '::' not in path:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f'config {path!r} does not exist')
-        return path
-    package, rel = path.split('::', 1)
-    module = __import__(package)
-    full = Path(module.__file__).parent / '.mim' / 'configs' / rel
-    if not full.is_file():
-        raise FileNotFoundError(f'config {path!r}: no {full}')
-    return str(full)
-
-
-def _drop_checkpoints(cfg_model) -> None:
-    """No checkpoint download/loading: the benchmark brings its own weights."""
-    cfg_model['pretrained'] = None
-    backbone = cfg_model.get('backbone', {})
-    init = backbone.get('init_cfg')
-    if isinstance(init, dict) and init.get('type') == 'Pretrained':
-        backbone['init_cfg'] = None
-    backbone.pop('pretrained', None)
-
-
-def build_model(config: str, device: str, with_cp: Optional[bool] = None,
-                conv_cfg: Optional[dict] = None) -> nn.Module:
-    """Build the model of ``config`` (random init, no checkpoint, SyncBN -> BN) on
-    ``device``; ``conv_cfg``, if given, replaces the backbone's."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(resolve_config(config))
-    _drop_checkpoints(cfg.model)
-    if with_cp is not None:
-        cfg.model.backbone['with_cp'] = with_cp
-    if conv_cfg is not None:
-        cfg.model.backbone['conv_cfg'] = conv_cfg
-    model = build_config_model(cfg)
-    model.init_weights()
-    return model.to(device)
-
-
-@torch.no_grad()
-def calibrate_bn(model: nn.Module, shape: Sequence[int], device: str) -> None:
-    """Set every BN's running statistics to those of one random batch (``shape``, batch
-    forced >= 2), through ``model(x, mode='tensor')`` in train mode."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    saved = [m.momentum for m in norms]
-    was_training = model.training
-    model.train()
-    for m in norms:
-        m.train()
-        m.momentum = 1.0
-    n, c, h, w = shape
-    model(torch.randn(max(n, 2), c, h, w, device=device), mode='tensor')
-    for m, momentum in zip(norms, saved):
-        m.momentum = momentum
-    model.train(was_training)
-
-
-def _converters() -> List[Tuple[str, Callable]]:
-    from mmseg_hrplus.converters.mmseg_bisenetv2 import convert_mmseg_bisenetv2
-    return [('convert_mmseg_bisenetv2', convert_mmseg_bisenetv2)]
-
-
-def share_weights(ours: nn.Module, ref: nn.Module, calib_shape: Sequence[int],
-                  device: str) -> str:
-    """Give both models the same weights; returns how (for the report).
-
-    Raises:
-        RuntimeError: when neither a direct strict load nor a known converter matches.
-    """
-    calibrate_bn(ours, calib_shape, device)
-    try:
-        ref.load_state_dict(ours.state_dict(), strict=True)
-        return 'ours -> reference (state dict, strict)'
-    except RuntimeError as direct_error:
-        errors = [f'direct: {str(direct_error)[:300]}']
-    calibrate_bn(ref, calib_shape, device)
-    for name, convert in _converters():
-        try:
-            ours.load_state_dict(convert(ref.state_dict()), strict=True)
-            return f'reference -> ours ({name}, strict)'
-        except (RuntimeError, ValueError) as error:
-            errors.append(f'{name}: {str(error)[:300]}')
-    raise RuntimeError('cannot give the two models the same weights: ' + ' | '.join(errors))
-
-
-def _sync(device: str) -> None:
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-
-
-def interleaved_times(fns: Dict[str, Callable[[], object]], repeats: int, device: str,
-                      warmup: int = 1) -> Dict[str, List[float]]:
-    """Seconds per call of each function: ``warmup`` untimed calls each, then ``repeats``
-    rounds in which every function runs once, the order rotating by one per round."""
-    names = list(fns)
-    for _ in range(warmup):
-        for name in names:
-            fns[name]()
-    times: Dict[str, List[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            _sync(device)
-            start = time.perf_counter()
-            fns[name]()
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def summarise(times: Dict[str, List[float]], baseline: Optional[str]) -> dict:
-    """min/median per variant and, against ``baseline``, speedup (baseline time / time) and
-    time ratio (time / baseline time) of both statistics."""
-    out: dict = {
-        'times_s': times,
-        'min_s': {k: min(v) for k, v in times.items()},
-        'median_s': {k: statistics.median(v) for k, v in times.items()},
-    }
-    if baseline is not None:
-        out['speedup'] = {}
-        out['time_ratio'] = {}
-        for name in times:
-            if name == baseline:
-                continue
-            out['speedup'][name] = {
-                s: out[f'{s}_s'][baseline] / out[f'{s}_s'][name] for s in ('min', 'median')}
-            out['time_ratio'][name] = {
-                s: out[f'{s}_s'][name] / out[f'{s}_s'][baseline] for s in ('min', 'median')}
-    return out
-
-
-def make_batch(model: nn.Module, shape: Sequence[int], device: str,
-               seed: int = 0) -> Tuple[torch.Tensor, list]:
-    """Random normalised images ``(N, C, H, W)`` and SegDataSamples with random labels."""
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    gen = torch.Generator().manual_seed(seed)
-    n, c, h, w = shape
-    inputs = torch.randn(n, c, h, w, generator=gen).to(device)
-    num_classes = getattr(getattr(model, 'decode_head', None), 'num_classes', 19)
-    samples = []
-    for _ in range(n):
-        sample = SegDataSample(metainfo=dict(img_shape=(h, w), pad_shape=(h, w),
-                                             ori_shape=(h, w)))
-        label = torch.randint(0, num_classes, (1, h, w), generator=gen)
-        sample.gt_sem_seg = PixelData(data=label.to(device))
-        samples.append(sample)
-    return inputs, samples
-
-
-def train_step_fn(model: nn.Module, inputs: torch.Tensor, samples: list,
-                  set_to_none: bool = True) -> Callable[[], float]:
-    """One training step: ``model.loss`` -> summed loss -> backward -> SGD (lr 0.01, momentum
-    0.9, weight decay 5e-4, as mmseg's HRNet/BiSeNetV2 recipes)."""
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optim = torch.optim.SGD(params, lr=1e-2, momentum=0.9, weight_decay=5e-4)
-
-    def step() -> float:
-        optim.zero_grad(set_to_none=set_to_none)
-        loss, _ = model.parse_losses(model.loss(inputs, samples))
-        loss.backward()
-        optim.step()
-        return float(loss.detach())
-
-    return step
-
-
-def infer_fn(model: nn.Module, inputs: torch.Tensor) -> Callable[[], torch.Tensor]:
-    def run() -> torch.Tensor:
-        with torch.no_grad():
-            return model(inputs, mode='tensor')
-    return run
-
-
-def _logits(out) -> torch.Tensor:
-    return out[0] if isinstance(out, (tuple, list)) else out
-
-
-def peak_rss_mb() -> float:
-    """Process-wide peak RSS so far, MiB."""
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb / 1024 if platform.system() != 'Darwin' else kb / 2**20
-
-
-def _proc_status_kb(field: str) -> Optional[int]:
-    try:
-        for line in Path('/proc/self/status').read_text().splitlines():
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_rss_peak() -> bool:
-    """Reset this process's VmHWM (Linux ``clear_refs`` 5); False when not available."""
-    try:
-        Path('/proc/self/clear_refs').write_text('5')
-        return True
-    except OSError:
-        return False
-
-
-def _release_free_memory() -> None:
-    """Return freed heap memory to the OS (glibc ``malloc_trim``), so that the RSS before a
-    step is the live memory and the step's high-water mark is not hidden by reused pages."""
-    gc.collect()
-    try:
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def memory_probe(config: str, with_cp: bool, batch: int, shape: Sequence[int],
-                 device: str, winograd: bool = False) -> dict:
-    """Peak memory of one training step (the second: grads and momentum already exist) in
-    this process, MiB: ``peak - before``, with freed heap pages returned to the OS first.
-    ``winograd``: build with the backbone's ``conv_cfg`` set to WinogradConv2d."""
-    torch.manual_seed(0)
-    model = build_model(config, device, with_cp=with_cp,
-                        conv_cfg=WINOGRAD_CONV_CFG if winograd else None)
-    inputs, samples = make_batch(model, (batch, 3, *shape), device)
-    step = train_step_fn(model, inputs, samples, set_to_none=False)
-    step()
-    _release_free_memory()
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-        before = torch.cuda.memory_allocated() / 2**20
-        torch.cuda.reset_peak_memory_stats()
-        step()
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() / 2**20
-        method = 'torch.cuda.max_memory_allocated'
-    elif _reset_rss_peak() and _proc_status_kb('VmRSS') is not None:
-        before = _proc_status_kb('VmRSS') / 1024
-        step()
-        peak = _proc_status_kb('VmHWM') / 1024
-        method = 'VmHWM after clear_refs'
-    else:  # no /proc: the process-wide high-water mark (may include model building)
-        before = peak_rss_mb()
-        step()
-        peak = peak_rss_mb()
-        method = 'ru_maxrss'
-    return dict(with_cp=with_cp, before_mb=before, peak_mb=peak, step_peak_mb=peak - before,
-                method=method)
-
-
-def run_memory_probe(config: str, with_cp: bool, args: argparse.Namespace,
-                     winograd: bool = False) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), config, '--memory-probe',
-           '1' if with_cp else '0', '--train-batch', str(args.train_batch), '--train-shape',
-           *map(str, args.train_shape), '--device', args.device]
-    if winograd:
-        cmd.append('--train-winograd')
-    if args.threads:
-        cmd += ['--threads', str(args.threads)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=str(REPO))
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -350,6 +89,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--compile', action='store_true',
                         help='also time ours through optimize_for_inference(compile=True) '
                         '(inductor with freezing; the compile time is reported, not timed)')
+    parser.add_argument('--onnxruntime', action='store_true',
+                        help='also time onnxruntime (CPU, --threads intra-op threads) on our '
+                        'model exported to ONNX (the --optimize one, else the plain one)')
     parser.add_argument('--factorize-head', choices=FACTORIZE_CHOICES, default='auto',
                         help="head factorisation of the optimised model; 'both' times the "
                         'two forms')
@@ -365,15 +107,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'conv_cfg=dict(type="mmseg_hrplus.WinogradConv2d")')
     parser.add_argument('--with-cp-memory', action='store_true',
                         help='peak training memory with and without backbone.with_cp, one '
-                        'subprocess per variant')
+                        'process per variant')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:i]'")
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='write the results here')
-    parser.add_argument('--memory-probe', choices=('0', '1'), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f'--repeats={args.repeats} must be >= 1')
+    if args.onnxruntime and args.device != 'cpu':
+        parser.error(f"--onnxruntime runs on the CPU: it needs --device cpu, got "
+                     f"{args.device!r}")
     if args.train_repeats is None:
         args.train_repeats = args.repeats
     return args
@@ -390,11 +134,9 @@ def _fmt_row(name: str, section: dict) -> str:
     return row
 
 
-def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Module],
-                  device: str) -> dict:
-    """Time the inference variants (see the module notes); returns the report section."""
-    inputs = torch.randn(*args.shape, generator=torch.Generator().manual_seed(args.seed))
-    inputs = inputs.to(device)
+def _inference_models(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Module],
+                      inputs: torch.Tensor) -> Dict[str, nn.Module]:
+    """The inference variants the flags ask for, by report name."""
     models: Dict[str, nn.Module] = {'ours': ours}
     if args.optimize:
         forms = {'auto': ['auto'], 'on': [True], 'off': [False],
@@ -413,11 +155,26 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
         models['reference'] = ref
         if args.optimize_reference:
             models['reference_optimized'] = optimize_for_inference(ref, factorize_head=False)
+    return models
+
+
+def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Module],
+                  device: str) -> dict:
+    """Time the inference variants (see the module notes); returns the report section."""
+    inputs = torch.randn(*args.shape, generator=torch.Generator().manual_seed(args.seed))
+    inputs = inputs.to(device)
+    models = _inference_models(args, ours, ref, inputs)
     fns = {name: infer_fn(m, inputs) for name, m in models.items()}
+    onnx_source, prepare_s = None, None
+    if args.onnxruntime:
+        from mmseg_hrplus.benchmark.onnxruntime_peer import onnxruntime_infer_fn
+        onnx_source = 'ours_optimized' if 'ours_optimized' in models else 'ours'
+        fns['onnxruntime'], prepare_s = onnxruntime_infer_fn(
+            models[onnx_source], inputs, args.threads or torch.get_num_threads())
     logits, first_call_s = {}, {}
     for name, fn in fns.items():  # the first call of a compiled model compiles it
         start = time.perf_counter()
-        logits[name] = _logits(fn()).float()
+        logits[name] = fn().float()
         first_call_s[name] = time.perf_counter() - start
     times = interleaved_times(fns, args.repeats, device)
     inference = summarise(times, 'reference' if ref is not None else None)
@@ -428,6 +185,12 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
         name: float((value - anchor).abs().max()) for name, value in logits.items()
         if value is not anchor}
     inference['logit_abs_max'] = float(anchor.abs().max())
+    if args.onnxruntime:
+        import onnxruntime
+        inference['onnxruntime'] = dict(
+            version=onnxruntime.__version__, exported=onnx_source, export_and_load_s=prepare_s,
+            max_abs_diff_vs_exported=float((logits['onnxruntime'] - logits[onnx_source])
+                                           .abs().max()))
     if args.winograd:
         inference['winograd_decisions'] = winograd_decision_records()
         for d in inference['winograd_decisions']:
@@ -438,27 +201,56 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
           f'{args.repeats} interleaved rounds')
     for name in times:
         print(_fmt_row(name, inference))
+    if args.compile:
+        print(f'  ours_optimized_compiled first call (compiles): '
+              f'{first_call_s["ours_optimized_compiled"]:.1f} s')
+    if args.onnxruntime:
+        ort_report = inference['onnxruntime']
+        print(f'  onnxruntime {ort_report["version"]} (export + session {prepare_s:.1f} s) vs '
+              f'{onnx_source}: max|diff| {ort_report["max_abs_diff_vs_exported"]:.2e}')
     return inference
 
 
-def winograd_training_variant(config: str, ours: nn.Module, device: str) -> nn.Module:
-    """``config`` built with ``conv_cfg=dict(type='mmseg_hrplus.WinogradConv2d')`` in its
-    backbone (the way a user switches it on), with ``ours``' weights loaded strictly."""
-    model = build_model(config, device, conv_cfg=WINOGRAD_CONV_CFG)
-    model.load_state_dict(ours.state_dict(), strict=True)
-    return model.train(ours.training)
+def run_training(args: argparse.Namespace, models: Dict[str, nn.Module], baseline: Optional[str],
+                 device: str) -> dict:
+    """Time one training step of each model, interleaved; returns the report section."""
+    shape = (args.train_batch, args.shape[1], *args.train_shape)
+    steps = {}
+    for name, model in models.items():
+        batch_in, samples = make_batch(model, shape, device, seed=args.seed)
+        steps[name] = train_step_fn(model, batch_in, samples)
+    ttimes = interleaved_times(steps, args.train_repeats, device)
+    train = summarise(ttimes, baseline)
+    train['shape'] = list(shape)
+    print(f'training step {shape} (forward + loss + backward + SGD), '
+          f'{args.train_repeats} interleaved rounds')
+    for name in ttimes:
+        print(_fmt_row(name, train))
+    return train
+
+
+def run_with_cp_memory(args: argparse.Namespace) -> dict:
+    """Training-step peak memory with and without ``with_cp``, one process each."""
+    memory = {}
+    configs = [('ours', args.config, False)] + (
+        [('ours_winograd', args.config, True)] if args.train_winograd else []) + (
+        [('reference', args.reference, False)] if args.reference else [])
+    for name, config, winograd in configs:
+        without, with_cp = (
+            run_memory_probe(config, cp, args.train_batch, args.train_shape, args.device,
+                             winograd, args.threads, cwd=str(REPO)) for cp in (False, True))
+        memory[name] = dict(without=without, with_cp=with_cp,
+                            ratio=with_cp['step_peak_mb'] / without['step_peak_mb'])
+        print(f'  {name}: training-step peak memory {without["step_peak_mb"]:.0f} MiB, '
+              f'with_cp {with_cp["step_peak_mb"]:.0f} MiB (ratio {memory[name]["ratio"]:.3f}'
+              f', {without["method"]})')
+    return memory
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.memory_probe is not None:
-        result = memory_probe(args.config, args.memory_probe == '1', args.train_batch,
-                              args.train_shape, args.device, winograd=args.train_winograd)
-        print(json.dumps(result))
-        return result
-
     device = args.device
     torch.manual_seed(args.seed)
     ours = build_model(args.config, device)
@@ -473,56 +265,31 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     print(f'CPU: {report["cpu"]["summary"]}')
     if ref is not None:
         report['weights'] = share_weights(ours, ref, calib, device)
+        ref.eval()
     else:
         calibrate_bn(ours, calib, device)
     ours.eval()
-    if ref is not None:
-        ref.eval()
 
-    # ---- inference
-    models: Dict[str, nn.Module] = {'ours': ours}
-    if ref is not None:
-        models['reference'] = ref
-    baseline = 'reference' if ref is not None else None
     if not args.skip_inference:
         report['inference'] = run_inference(args, ours, ref, device)
         report['peak_rss_mb_after_inference'] = peak_rss_mb()
 
-    # ---- one training step
     if args.train_repeats > 0:
-        shape = (args.train_batch, args.shape[1], *args.train_shape)
-        if args.train_winograd:
-            models['ours_winograd'] = winograd_training_variant(args.config, ours, device)
-        steps = {}
-        for name, model in models.items():
-            batch_in, samples = make_batch(model, shape, device, seed=args.seed)
-            steps[name] = train_step_fn(model, batch_in, samples)
-        ttimes = interleaved_times(steps, args.train_repeats, device)
-        train = summarise(ttimes, baseline)
-        train['shape'] = list(shape)
-        report['train'] = train
+        models: Dict[str, nn.Module] = {'ours': ours}
+        if ref is not None:
+            models['reference'] = ref
+        if args.train_winograd:  # the way a user switches it on, with ours' weights
+            winograd = build_model(args.config, device, conv_cfg=WINOGRAD_CONV_CFG)
+            winograd.load_state_dict(ours.state_dict(), strict=True)
+            models['ours_winograd'] = winograd
+        report['train'] = run_training(args, models, 'reference' if ref is not None else None,
+                                       device)
         report['peak_rss_mb_after_train'] = peak_rss_mb()
-        print(f'training step {shape} (forward + loss + backward + SGD), '
-              f'{args.train_repeats} interleaved rounds')
-        for name in ttimes:
-            print(_fmt_row(name, train))
+        del models
 
-    # ---- with_cp memory, one subprocess per variant
     if args.with_cp_memory:
-        del models, ours, ref
-        memory = {}
-        configs = [('ours', args.config, False)] + (
-            [('ours_winograd', args.config, True)] if args.train_winograd else []) + (
-            [('reference', args.reference, False)] if args.reference else [])
-        for name, config, winograd in configs:
-            without = run_memory_probe(config, False, args, winograd)
-            with_cp = run_memory_probe(config, True, args, winograd)
-            memory[name] = dict(without=without, with_cp=with_cp,
-                                ratio=with_cp['step_peak_mb'] / without['step_peak_mb'])
-            print(f'  {name}: training-step peak memory {without["step_peak_mb"]:.0f} MiB, '
-                  f'with_cp {with_cp["step_peak_mb"]:.0f} MiB (ratio {memory[name]["ratio"]:.3f}'
-                  f', {without["method"]})')
-        report['with_cp_memory'] = memory
+        del ours, ref
+        report['with_cp_memory'] = run_with_cp_memory(args)
 
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

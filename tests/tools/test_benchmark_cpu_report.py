@@ -9,16 +9,15 @@ import torch
 
 from mmseg_hrplus.apis.cpu_info import cpu_info
 from mmseg_hrplus.models.layers.winograd import AUTOTUNE_MARGIN
+from tiny_models import write_tiny_hrnet_fcn_configs
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tools'))
 import benchmark  # noqa: E402
-from test_benchmark import CONFIG, EXTRA  # noqa: E402
 
 
 def test_benchmark_reports_cpu_and_winograd_decisions(tmp_path, monkeypatch, capsys):
-    config = tmp_path / 'ours.py'
-    config.write_text(CONFIG.format(backbone='mmseg_hrplus.HRNet', extra=EXTRA, pretrained=None))
+    config, _ = write_tiny_hrnet_fcn_configs(tmp_path)
     # the tiny HRNet is 4-32 channels wide: let Winograd (and its autotune) take them all
     monkeypatch.setattr(benchmark, 'optimize_for_inference',
                         functools.partial(benchmark.optimize_for_inference,

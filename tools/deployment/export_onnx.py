@@ -27,42 +27,18 @@ on the export size and on a size that is not a multiple of 32.
 import argparse
 import os.path as osp
 import sys
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
-import numpy as np
-import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+from mmseg_hrplus.apis.onnx_export import (  # noqa: E402,F401  (SegmentorLogits: for tests)
+    SegmentorLogits, Shape, export_onnx, verify_onnx)
 from mmseg_hrplus.apis.runner import build_config_model  # noqa: E402  (also registers our models)
-
-Shape = Tuple[int, int]
-
-
-class SegmentorLogits(nn.Module):
-    """The inference graph of an mmseg ``EncoderDecoder``: image -> logits at the image size.
-
-    Args:
-        segmentor: an ``EncoderDecoder`` (ours or mmseg's parts).
-
-    Shape:
-        ``(N, 3, H, W)`` -> ``(N, num_classes, H, W)``.
-    """
-
-    def __init__(self, segmentor: nn.Module):
-        super().__init__()
-        self.segmentor = segmentor
-        self.align_corners = segmentor.decode_head.align_corners
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        logits = self.segmentor.decode_head(self.segmentor.extract_feat(img))
-        return F.interpolate(logits, size=img.shape[2:], mode='bilinear',
-                             align_corners=self.align_corners)
 
 
 def build_segmentor(config: str, checkpoint: Optional[str] = None,
@@ -114,55 +90,6 @@ def load_inference_weights(model: nn.Module, checkpoint: str) -> None:
                          f'({len(unexpected)}), shape mismatches {mismatched[:5]} '
                          f'({len(mismatched)})')
     model.load_state_dict(state)
-
-
-def export_onnx(segmentor: nn.Module, out: str, shape: Shape = (512, 1024),
-                opset: int = 17) -> str:
-    """Trace ``segmentor``'s inference graph on a ``1 x 3 x H x W`` input and write ``out``.
-
-    Batch, height and width are dynamic axes of ``input`` and ``logits``. The written model is
-    validated with ``onnx.checker``.
-    """
-    import onnx
-
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f'shape={tuple(shape)} must be two positive ints (H, W)')
-    graph = SegmentorLogits(segmentor).eval()
-    example = torch.rand(1, 3, *shape)
-    axes = {0: 'batch', 2: 'height', 3: 'width'}
-    with torch.no_grad():
-        torch.onnx.export(graph, (example, ), out, dynamo=False, opset_version=opset,
-                          input_names=['input'], output_names=['logits'],
-                          dynamic_axes={'input': axes, 'logits': axes},
-                          do_constant_folding=True)
-    onnx.checker.check_model(onnx.load(out))
-    return out
-
-
-def verify_onnx(segmentor: nn.Module, onnx_path: str, shapes: Sequence[Shape],
-                seed: int = 0) -> List[dict]:
-    """Run ``onnx_path`` in onnxruntime (CPU) and the PyTorch graph on the same random inputs.
-
-    Returns:
-        One ``dict(shape=(H, W), max_abs_diff=..., max_abs_logit=...)`` per shape.
-    """
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
-    graph = SegmentorLogits(segmentor).eval()
-    generator = torch.Generator().manual_seed(seed)
-    report = []
-    for h, w in shapes:
-        img = torch.randn(1, 3, h, w, generator=generator)
-        with torch.no_grad():
-            ref = graph(img).numpy()
-        out = session.run(['logits'], {'input': img.numpy()})[0]
-        if out.shape != ref.shape:
-            raise AssertionError(f'onnxruntime gave logits of shape {out.shape} for a {h}x{w} '
-                                 f'input; PyTorch gives {ref.shape}')
-        report.append(dict(shape=(h, w), max_abs_diff=float(np.abs(out - ref).max()),
-                           max_abs_logit=float(np.abs(ref).max())))
-    return report
 
 
 def default_verify_shapes(shape: Shape) -> List[Shape]:
