@@ -1,6 +1,10 @@
 """A small synthetic street-scene dataset in the Cityscapes folder layout, made on demand.
 
-Used by ``make demo`` and the end-to-end tests: nothing is downloaded. Each scene has sky,
+Used by ``make demo`` (``tools/demo.py``) and the end-to-end tests: nothing is downloaded.
+It ships in the package, not in ``tests/``, because it is the demo's data source: the demo is
+a user-facing tool that must run from an installed package without the test tree, and a user
+can make the same data to try a config or a training change before getting Cityscapes. It
+needs only numpy and OpenCV, which mmcv installs already. Each scene has sky,
 buildings, vegetation, road, sidewalk, cars, people and poles drawn as simple shapes with
 class-typical colours plus texture noise, so a small network learns it in minutes on a CPU but
 has to use shape and context (cars and buildings share colours).
