@@ -32,3 +32,33 @@ def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
     """``max |got - expected| / max |expected|``: the error of ``got`` relative to the scale of
     ``expected`` (not elementwise, so near-zero entries do not blow it up)."""
     return float((got - expected).abs().max() / expected.abs().max())
+
+
+def randomize_conv_bn_(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
+    """Overwrite every conv and BN of ``model`` with random values from ``seed``, in place.
+
+    Conv weights are He-normal (std ``sqrt(2 / fan_in)``, so activations keep their scale
+    through deep nets), conv biases ``N(0, 0.1)``; BN weights lie in [0.5, 1), biases and
+    running means are ``N(0, 0.1)``, running variances lie in [0.5, 1.5). With non-trivial BN
+    statistics an eval-mode comparison tests the statistics too (default ones are the identity).
+    Two models given the same ``state_dict`` afterwards compute the same function.
+
+    Returns:
+        ``model``.
+    """
+    from torch.nn.modules.batchnorm import _BatchNorm
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2 / fan_in)**0.5)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            elif isinstance(m, _BatchNorm):
+                n = m.num_features
+                m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+    return model
