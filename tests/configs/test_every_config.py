@@ -12,7 +12,8 @@ Each one is checked twice:
   (segmentation at the input size; boxes inside the image).
 
 Narrowing keeps a config's structure (backbone type and its mode arguments, head types,
-``in_index``, ``input_transform``, auxiliary heads, losses) and only shrinks widths and depths.
+``in_index``, ``input_transform``, auxiliary heads, cascade decode heads such as OCRNet's
+FCNHead + OCRHead, losses) and only shrinks widths and depths.
 """
 import copy
 import math
@@ -45,7 +46,7 @@ BACKBONE_NARROWING = {
                       semantic_channels=(8, 8, 16, 16), semantic_depths=(1, 1, 1),
                       expand_ratio=2),
 }
-HEAD_WIDTH = 16       # channels / bga_channels / branch_channels of every seg head
+HEAD_WIDTH = 16       # channels / bga_channels / ocr_channels / branch_channels of seg heads
 DET_WIDTH = 32        # neck and RPN/RoI widths of detectors
 
 
@@ -134,7 +135,7 @@ def narrow(cfg: Config) -> Config:
     model.test_cfg = dict(mode='whole')
     for head in _head_cfgs(model):
         head.in_channels = _channels_at(specs, head.in_index)
-        for key in ('channels', 'bga_channels'):
+        for key in ('channels', 'bga_channels', 'ocr_channels'):
             if key in head:
                 head[key] = HEAD_WIDTH
         if head.get('branch_channels') is not None:
@@ -210,7 +211,8 @@ def test_config_builds_trains_and_predicts(path):
         num_classes = cfg.model.roi_head.bbox_head.num_classes
         batch = det_batch(num_classes)
     else:
-        num_classes = model.decode_head.num_classes
+        # the segmentor's own copy: decode_head is a ModuleList in cascade models (OCRNet)
+        num_classes = model.num_classes
         batch = seg_batch(num_classes)
     check_model_contract(model)
 
@@ -243,4 +245,4 @@ def test_config_builds_trains_and_predicts(path):
         assert bool((result.pred_instances.labels < num_classes).all())
     else:
         assert tuple(result.pred_sem_seg.data.shape) == (1, h, w)
-        assert tuple(result.seg_logits.data.shape) == (model.decode_head.out_channels, h, w)
+        assert tuple(result.seg_logits.data.shape) == (model.out_channels, h, w)
