@@ -1,28 +1,44 @@
-"""Segment images with a trained config + checkpoint: label PNGs and colour overlays.
+"""Segment images and videos with a trained config + checkpoint: labels and colour overlays.
 
     python tools/infer.py CONFIG CHECKPOINT INPUT [--out-dir DIR] [--device cpu] [--opacity 0.5]
+        [--batch-size 4] [--save-labels] [--crf]
 
-INPUT is an image file, a folder (every image in it and its subfolders, sorted), or a list
-file (one image path per line; relative paths are taken from the list file's folder, blank
-lines and lines starting with '#' are skipped). Each image, whatever its size or channels
-(grayscale, BGRA), runs alone at its own size through the config's test pipeline
-(:func:`mmseg_hrplus.apis.inference.segment_images`) and gives:
+INPUT is an image or video file, a folder (every image and video in it and its subfolders,
+sorted), or a list file (``.txt``, ``.lst`` or ``.list``: one path per line; relative paths are
+taken from the list file's folder, blank lines and lines starting with '#' are skipped).
+
+Each image, whatever its size or channels (grayscale, BGRA), runs alone at its own size through
+the config's test pipeline (:func:`mmseg_hrplus.apis.inference.segment_images`) and gives:
 
 * ``DIR/labels/<name>.png``: the predicted train ids as a single-channel uint8 PNG of the
   input's size;
 * ``DIR/overlays/<name>.png``: the image with the prediction painted over it in the dataset's
   palette (mmseg's ``SegLocalVisualizer``), ``--opacity`` being the weight of the colours.
 
-``<name>`` is the image's path relative to the folder (folder input) or its file name.
-A progress bar is shown for more than one image. An image that cannot be read (empty, text,
-truncated or corrupted data) or whose smaller side is under 32 pixels is skipped with a line
-naming it and why; the run goes on, lists the failures at the end and exits with status 1.
+Each video (:data:`mmseg_hrplus.apis.video.VIDEO_EXTENSIONS`) is decoded with OpenCV and
+segmented ``--batch-size`` frames per forward pass (:func:`mmseg_hrplus.apis.video.segment_video`;
+the labels do not depend on the batch size) and gives:
+
+* ``DIR/overlays/<name>.<ext>``: the overlaid video, same fps and size as the input (.avi and
+  .mkv as MJPG, .mp4/.m4v/.mov as mp4v, other inputs as .mp4);
+* with ``--save-labels``: ``DIR/labels/<name>/frame_000000.png``... one label PNG per frame.
+
+``<name>`` is the input's path relative to the folder (folder input) or its file name, without
+the extension. Progress is shown: a bar for more than one input, and a frames-per-second line
+per video on stderr (a line per tenth of the video when stderr is not a terminal).
+
+Bad input gets one line naming the file and why, and the run goes on with the other inputs,
+lists the failures at the end and exits with status 1: an image or video that cannot be read
+(empty, text, truncated or corrupted data), an image or video frames under 32 pixels a side, a
+listed file of another format (the line lists the supported ones), and a video whose frames stop
+decoding mid-way (what was decoded before is kept). An INPUT that does not exist, or a file of
+an unknown format, is one error line and exit status 1.
 """
 import argparse
 import os.path as osp
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import mmcv
 import numpy as np
@@ -31,43 +47,64 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
-#: The smallest image side segmented: every backbone here has an output stride of 32.
-MIN_IMAGE_SIDE = 32
+from mmseg_hrplus.apis.inference import IMAGE_EXTENSIONS, check_image_size  # noqa: E402
+from mmseg_hrplus.apis.video import SUPPORTED_FORMATS, VIDEO_EXTENSIONS  # noqa: E402
+
+#: Extensions of list files (one input path per line).
+LIST_EXTENSIONS = ('.txt', '.lst', '.list')
+MEDIA_EXTENSIONS = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+
+
+def unsupported_format(path: Path, lists: bool = False) -> str:
+    """The one-line error for a file of an unknown format, naming it and the supported ones."""
+    supported = SUPPORTED_FORMATS + (f'; list files {" ".join(LIST_EXTENSIONS)}' if lists else '')
+    return (f'cannot segment {path}: unsupported format {path.suffix.lower() or "(no extension)"!r}'
+            f'; supported formats: {supported}')
+
+
+def _unique(names: Dict[str, Path], name: str) -> str:
+    while name in names:  # same file name in two listed folders, or a.png beside a.mp4
+        name += '_'
+    return name
 
 
 def collect_inputs(source: str) -> Dict[str, Path]:
-    """Output name (no extension) -> image path, for an image, a folder or a list file.
+    """Output name (no extension) -> image or video path, for a file, a folder or a list file.
+
+    A folder yields its images and videos (other files are ignored); a list file yields every
+    listed file, whatever its format (one of another format fails alone when run).
 
     Raises:
-        FileNotFoundError: ``source`` does not exist, or a listed image does not.
-        ValueError: a folder or list without any image.
+        FileNotFoundError: ``source`` does not exist, or a listed file does not.
+        ValueError: ``source`` is a file of an unknown format (the message lists the supported
+            ones), or a folder or list without any input.
     """
     path = Path(source)
+    names: Dict[str, Path] = {}
     if path.is_dir():
-        images = sorted(p for p in path.rglob('*') if p.suffix.lower() in IMAGE_EXTENSIONS)
-        names = {str(p.relative_to(path).with_suffix('')): p for p in images}
-    elif path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+        for file in sorted(p for p in path.rglob('*') if p.suffix.lower() in MEDIA_EXTENSIONS
+                           and p.is_file()):
+            names[_unique(names, str(file.relative_to(path).with_suffix('')))] = file
+    elif path.is_file() and path.suffix.lower() in MEDIA_EXTENSIONS:
         names = {path.stem: path}
-    elif path.is_file():
-        names = {}
+    elif path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
         for line in path.read_text().splitlines():
             line = line.strip()
             if not line or line.startswith('#'):
                 continue
-            image = Path(line) if Path(line).is_absolute() else path.parent / line
-            if not image.is_file():
+            item = Path(line) if Path(line).is_absolute() else path.parent / line
+            if not item.is_file():
                 raise FileNotFoundError(f'{source} lists {line}, which is not a file '
-                                        f'(looked for {image})')
-            name = image.stem
-            while name in names:  # same file name in two listed folders
-                name += '_'
-            names[name] = image
+                                        f'(looked for {item})')
+            names[_unique(names, item.stem)] = item
+    elif path.is_file():
+        raise ValueError(unsupported_format(path, lists=True))
     else:
-        raise FileNotFoundError(f'INPUT {source} is neither an image, a folder nor a list file')
+        raise FileNotFoundError(f'INPUT {source} not found: expected an image or video file, '
+                                'a folder, or a list file')
     if not names:
-        raise ValueError(f'INPUT {source} holds no image with an extension in '
-                         f'{IMAGE_EXTENSIONS}')
+        raise ValueError(f'INPUT {source} holds no image or video; supported formats: '
+                         f'{SUPPORTED_FORMATS}')
     return names
 
 
@@ -75,44 +112,56 @@ def make_visualizer(model, opacity: float):
     """A SegLocalVisualizer with the model's classes and a palette covering every class."""
     from mmseg.visualization import SegLocalVisualizer
 
+    from mmseg_hrplus.apis.overlay import class_palette
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f'opacity={opacity} must be in [0, 1]')
-    num_classes = model.decode_head.num_classes
-    meta = getattr(model, 'dataset_meta', None) or {}
-    classes = list(meta.get('classes') or [])
-    palette = [tuple(c) for c in meta.get('palette') or []]
-    rng = np.random.RandomState(42)
-    while len(palette) < num_classes:  # more classes than the dataset's palette
-        palette.append(tuple(int(v) for v in rng.randint(0, 256, 3)))
-    classes += [f'class {i}' for i in range(len(classes), len(palette))]
+    classes, palette = class_palette(model)
     visualizer = SegLocalVisualizer(name=f'hrplus_infer_{id(model)}', alpha=opacity)
-    visualizer.set_dataset_meta(classes=classes[:len(palette)], palette=palette)
+    visualizer.set_dataset_meta(classes=classes, palette=palette)
     return visualizer
 
 
-def check_image_size(image: np.ndarray, path) -> None:
-    """Refuse images whose smaller side is below :data:`MIN_IMAGE_SIDE`, naming the minimum."""
-    height, width = image.shape[:2]
-    if min(height, width) < MIN_IMAGE_SIDE:
-        raise ValueError(f'cannot segment image {path}: it is {width}x{height} pixels; both sides '
-                         f'must be at least {MIN_IMAGE_SIDE} (the backbones downsample by 32)')
+def _segment_image(model, visualizer, image_path: Path, name: str,
+                   out_dir: str) -> Dict[str, str]:
+    """Labels and overlay PNGs of one image; raises ValueError/OSError for a bad one."""
+    from mmseg_hrplus.apis.inference import as_bgr_image, segment_images
+    image = as_bgr_image(str(image_path))
+    check_image_size(image.shape[0], image.shape[1], f'image {image_path}')
+    result = segment_images(model, image)
+    labels = result.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
+    label_file = osp.join(out_dir, 'labels', name + '.png')
+    overlay_file = osp.join(out_dir, 'overlays', name + '.png')
+    mmcv.imwrite(labels, label_file, auto_mkdir=True)
+    # the visualizer draws on RGB and writes the file itself (converted back to BGR)
+    visualizer.add_datasample(name, mmcv.bgr2rgb(image), data_sample=result, draw_gt=False,
+                              with_labels=False, out_file=overlay_file)
+    return dict(image=str(image_path), label=label_file, overlay=overlay_file)
 
 
-def run_inference(config: str, checkpoint: str, source: str, out_dir: str,
-                  device: str = 'cpu', opacity: float = 0.5, crf: bool = False,
-                  failures: Optional[List[Dict[str, str]]] = None) -> List[Dict[str, str]]:
-    """Segment every image of ``source``; returns one ``dict(image, label, overlay)`` per image
-    with the paths written. ``crf``: refine with the dense CRF (``pip install -e .[crf]``).
-    An image that cannot be read or is too small is skipped and appended to ``failures`` as
-    ``dict(image, reason)`` (a one-line reason naming the file); the others are still done."""
+def run_inference(config: str, checkpoint: str, source: Union[str, Dict[str, Path]],
+                  out_dir: str, device: str = 'cpu', opacity: float = 0.5, crf: bool = False,
+                  failures: Optional[List[Dict[str, str]]] = None, batch_size: int = 4,
+                  save_labels: bool = False) -> List[Dict[str, str]]:
+    """Segment every image and video of ``source`` (a path, or :func:`collect_inputs`' result).
+
+    Returns one dict per input done: ``dict(image, label, overlay)`` with the files written for
+    an image, ``dict(video, overlay, labels, frames)`` for a video (``labels``: the folder of
+    frame PNGs, or None without ``save_labels``). ``crf``: refine with the dense CRF
+    (``pip install -e .[crf]``). ``batch_size``: video frames per forward pass.
+    An input that cannot be read, is too small or of an unknown format is skipped and appended
+    to ``failures`` as ``dict(image, reason)`` (a one-line reason naming the file), as is a
+    video that stops decoding mid-way (after its decoded frames are written); the others are
+    still done.
+    """
     failures = [] if failures is None else failures
     from mmengine.utils import ProgressBar
     from mmseg.apis import init_model
 
-    import mmseg_hrplus  # noqa: F401  (registers our components)
-    from mmseg_hrplus.apis.inference import as_bgr_image, segment_images
+    from mmseg_hrplus.apis.video import overlay_video_path, segment_video
 
-    inputs = collect_inputs(source)
+    if batch_size < 1:
+        raise ValueError(f'batch_size={batch_size} must be at least 1')
+    inputs = collect_inputs(source) if isinstance(source, str) else source
     if crf:
         from mmengine.config import Config
 
@@ -127,24 +176,24 @@ def run_inference(config: str, checkpoint: str, source: str, out_dir: str,
     # file= at call time: the default is the sys.stdout of when mmengine was imported
     progress = ProgressBar(len(inputs), file=sys.stdout) if len(inputs) > 1 else None
     written = []
-    for name, image_path in inputs.items():
+    for name, path in inputs.items():
+        suffix = path.suffix.lower()
         try:
-            image = as_bgr_image(str(image_path))
-            check_image_size(image, image_path)
+            if suffix in VIDEO_EXTENSIONS:
+                labels_dir = osp.join(out_dir, 'labels', name) if save_labels else None
+                result = segment_video(
+                    model, path, overlay_video_path(path, osp.join(out_dir, 'overlays', name)),
+                    labels_dir, batch_size=batch_size, opacity=opacity)
+                written.append(dict(video=str(path), overlay=str(result.overlay),
+                                    labels=labels_dir, frames=result.frames))
+                if result.error is not None:
+                    failures.append(dict(image=str(path), reason=result.error))
+            elif suffix in IMAGE_EXTENSIONS:
+                written.append(_segment_image(model, visualizer, path, name, out_dir))
+            else:
+                failures.append(dict(image=str(path), reason=unsupported_format(path)))
         except (ValueError, OSError) as err:  # unreadable or too small: report, go on
-            failures.append(dict(image=str(image_path), reason=str(err)))
-            if progress is not None:
-                progress.update()
-            continue
-        result = segment_images(model, image)
-        labels = result.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
-        label_file = osp.join(out_dir, 'labels', name + '.png')
-        overlay_file = osp.join(out_dir, 'overlays', name + '.png')
-        mmcv.imwrite(labels, label_file, auto_mkdir=True)
-        # the visualizer draws on RGB and writes the file itself (converted back to BGR)
-        visualizer.add_datasample(name, mmcv.bgr2rgb(image), data_sample=result, draw_gt=False,
-                                  with_labels=False, out_file=overlay_file)
-        written.append(dict(image=str(image_path), label=label_file, overlay=overlay_file))
+            failures.append(dict(image=str(path), reason=str(err)))
         if progress is not None:
             progress.update()
     if progress is not None:
@@ -156,22 +205,35 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, str]]:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint')
-    parser.add_argument('input', help='an image, a folder of images or a list file')
+    parser.add_argument('input', help='an image or video, a folder of them or a list file')
     parser.add_argument('--out-dir', default='work_dirs/infer',
                         help='labels/ and overlays/ are written here')
     parser.add_argument('--device', default='cpu', help="e.g. 'cpu' or 'cuda:0'")
     parser.add_argument('--opacity', type=float, default=0.5,
                         help='weight of the class colours in the overlays, in [0, 1]')
+    parser.add_argument('--batch-size', type=int, default=4,
+                        help='video frames per forward pass (default 4; labels do not depend '
+                        'on it)')
+    parser.add_argument('--save-labels', action='store_true',
+                        help='also write one label PNG per video frame (images always get one)')
     parser.add_argument('--crf', action='store_true',
                         help='refine with the dense CRF (DeepLabv2; pip install -e .[crf])')
     args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f'--batch-size {args.batch_size}: must be at least 1')
+    try:
+        inputs = collect_inputs(args.input)
+    except (FileNotFoundError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        raise SystemExit(1)
     failures: List[Dict[str, str]] = []
-    written = run_inference(args.config, args.checkpoint, args.input, args.out_dir,
-                            args.device, args.opacity, args.crf, failures)
-    print(f'{len(written)} image(s): labels in {osp.join(args.out_dir, "labels")}, overlays in '
-          f'{osp.join(args.out_dir, "overlays")}')
+    written = run_inference(args.config, args.checkpoint, inputs, args.out_dir, args.device,
+                            args.opacity, args.crf, failures, args.batch_size, args.save_labels)
+    images = sum('image' in entry for entry in written)
+    print(f'{images} image(s), {len(written) - images} video(s): labels in '
+          f'{osp.join(args.out_dir, "labels")}, overlays in {osp.join(args.out_dir, "overlays")}')
     if failures:
-        print(f'{len(failures)} image(s) failed:', file=sys.stderr)
+        print(f'{len(failures)} input(s) failed:', file=sys.stderr)
         for failure in failures:
             print(f'  {failure["reason"]}', file=sys.stderr)
         raise SystemExit(1)

@@ -12,7 +12,8 @@ network on the image as it is; our backbones resize, not assume, between streams
 :func:`segment_images` avoids the three: every input becomes a 3-channel BGR uint8 array
 (:func:`as_bgr_image`), the pipeline is built from a copy of the config, and images run one at
 a time. Its results equal ``inference_model``'s where that one works (same pipeline, same
-preprocessing; tested).
+preprocessing; tested). :func:`segment_batch` runs images of one size (video frames) in one
+forward pass.
 """
 import copy
 from pathlib import Path
@@ -24,6 +25,10 @@ import torch
 from mmengine.dataset import Compose
 
 ImageInput = Union[str, Path, np.ndarray]
+#: File extensions read as images (lower case; anything OpenCV decodes).
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+#: The smallest image side segmented: every backbone here has an output stride of 32.
+MIN_IMAGE_SIDE = 32
 
 
 class UnreadableImageError(ValueError):
@@ -55,6 +60,18 @@ def read_bgr_image(path: Union[str, Path]) -> np.ndarray:
             f'cannot read image {path} ({len(data)} bytes): not a decodable image (truncated, '
             'corrupted, or not an image at all)')
     return image
+
+
+def check_image_size(height: int, width: int, what: str) -> None:
+    """Refuse an image (or video frames) whose smaller side is under :data:`MIN_IMAGE_SIDE`.
+
+    Raises:
+        ValueError: naming ``what`` (e.g. ``'image a.png'``), its size and the minimum (a 1x1
+            image raised IndexError deep in the network).
+    """
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise ValueError(f'cannot segment {what}: it is {width}x{height} pixels; both sides '
+                         f'must be at least {MIN_IMAGE_SIDE} (the backbones downsample by 32)')
 
 
 def as_bgr_image(img: ImageInput) -> np.ndarray:
@@ -95,6 +112,15 @@ def _array_pipeline(model: torch.nn.Module) -> Compose:
     return Compose(steps)
 
 
+def _test_step(model: torch.nn.Module, pipeline: Compose, images: Sequence[np.ndarray]) -> List:
+    """One ``model.test_step`` on (H, W, 3) BGR arrays; returns their ``SegDataSample``s."""
+    packed = [pipeline(dict(img=image)) for image in images]
+    batch = dict(inputs=[data['inputs'] for data in packed],
+                 data_samples=[data['data_samples'] for data in packed])
+    with torch.no_grad():
+        return model.test_step(batch)
+
+
 def segment_images(model: torch.nn.Module, imgs: Union[ImageInput, Sequence[ImageInput]]):
     """Segment one image or a list of images of any size and channel layout.
 
@@ -110,11 +136,40 @@ def segment_images(model: torch.nn.Module, imgs: Union[ImageInput, Sequence[Imag
     pipeline = _array_pipeline(model)
     results: List = []
     for img in (imgs if is_batch else [imgs]):
-        data = pipeline(dict(img=as_bgr_image(img)))
-        batch = dict(inputs=[data['inputs']], data_samples=[data['data_samples']])
-        with torch.no_grad():
-            results += model.test_step(batch)
+        results += _test_step(model, pipeline, [as_bgr_image(img)])
     return results if is_batch else results[0]
 
 
-__all__ = ['UnreadableImageError', 'as_bgr_image', 'read_bgr_image', 'segment_images']
+def segment_batch(model: torch.nn.Module, images: Sequence[np.ndarray]) -> List:
+    """Segment images of one size (e.g. consecutive video frames) in a single forward pass.
+
+    The labels equal those of :func:`segment_images` on each image alone (tested); a batch keeps
+    more of the CPU's cores busy than one small image does.
+
+    Args:
+        model: a segmentor from ``mmseg.apis.init_model``.
+        images: N >= 1 arrays of shape (H, W, 3), BGR, all of the same H and W.
+
+    Returns:
+        N ``SegDataSample``s, ``pred_sem_seg`` of shape (1, H, W) each.
+
+    Raises:
+        ValueError: no image, an array that is not (H, W, 3), or images of different sizes
+            (naming the shapes).
+    """
+    if len(images) == 0:
+        raise ValueError('segment_batch needs at least one image')
+    shapes = [getattr(image, 'shape', None) for image in images]
+    if any(not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3
+           for image in images):
+        raise ValueError(f'segment_batch takes (H, W, 3) BGR arrays, got shapes {shapes}')
+    if len(set(shapes)) > 1:
+        raise ValueError(f'segment_batch takes images of one size, got shapes {shapes}; '
+                         'use segment_images for mixed sizes')
+    return _test_step(model, _array_pipeline(model), images)
+
+
+__all__ = [
+    'IMAGE_EXTENSIONS', 'MIN_IMAGE_SIDE', 'UnreadableImageError', 'as_bgr_image',
+    'check_image_size', 'read_bgr_image', 'segment_batch', 'segment_images'
+]

@@ -1,61 +1,18 @@
-"""tools/infer.py: a folder of images (one grayscale, odd sizes) -> label PNGs and overlays."""
+"""tools/infer.py: a folder of images (one grayscale, odd sizes) -> label PNGs and overlays.
+The tiny model fixtures are in conftest.py; videos are tested in test_infer_video.py."""
 import sys
 from pathlib import Path
 
 import mmcv
 import numpy as np
 import pytest
-import torch
-from mmengine.config import Config
-
-from mmseg_hrplus.testing import tiny_hrnet_extra
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tools'))
 import infer  # noqa: E402
 
-NORM = dict(type='BN', requires_grad=True)
-PALETTE = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255]]
-CONFIG = dict(
-    default_scope='mmseg',
-    custom_imports=dict(imports=['mmseg_hrplus']),
-    model=dict(
-        type='EncoderDecoder',
-        data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
-                               std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
-                               seg_pad_val=255),
-        backbone=dict(type='mmseg_hrplus.HRNet', norm_cfg=NORM, extra=tiny_hrnet_extra()),
-        decode_head=dict(type='FCNHead', in_channels=[4, 8, 16, 32], in_index=(0, 1, 2, 3),
-                         input_transform='resize_concat', channels=8, kernel_size=1,
-                         num_convs=1, concat_input=False, dropout_ratio=-1, num_classes=5,
-                         norm_cfg=NORM, align_corners=False),
-        test_cfg=dict(mode='whole')),
-    test_pipeline=[dict(type='LoadImageFromFile'), dict(type='PackSegInputs')])
 
-
-@pytest.fixture
-def tiny_run(tmp_path):
-    """Config + checkpoint of a randomly initialised tiny HRNet (classifier weights scaled up
-    so several classes win somewhere), and a folder with a colour and a grayscale image."""
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-    init_default_scope('mmseg')
-    config = tmp_path / 'tiny.py'
-    Config(CONFIG).dump(str(config))
-    model = MODELS.build(CONFIG['model'])
-    model.init_weights()
-    torch.nn.init.normal_(model.decode_head.conv_seg.weight, std=10.0)
-    checkpoint = tmp_path / 'tiny.pth'
-    meta = dict(dataset_meta=dict(classes=[f'c{i}' for i in range(5)], palette=PALETTE))
-    torch.save(dict(meta=meta, state_dict=model.state_dict()), checkpoint)
-    images = tmp_path / 'images'
-    rng = np.random.RandomState(0)
-    mmcv.imwrite(rng.randint(0, 256, (40, 56, 3), dtype=np.uint8), str(images / 'colour.png'))
-    mmcv.imwrite(rng.randint(0, 256, (33, 47), dtype=np.uint8), str(images / 'sub' / 'gray.png'))
-    return config, checkpoint, images
-
-
-def test_folder_gives_labels_and_overlays(tiny_run, tmp_path, capsys):
+def test_folder_gives_labels_and_overlays(tiny_run, tiny_run_palette, tmp_path, capsys):
     config, checkpoint, images = tiny_run
     out = tmp_path / 'out'
     written = infer.main([str(config), str(checkpoint), str(images), '--out-dir', str(out),
@@ -76,7 +33,7 @@ def test_folder_gives_labels_and_overlays(tiny_run, tmp_path, capsys):
         # overlay = 0.5 image + 0.5 class colour, in the checkpoint's palette (RGB)
         overlay = mmcv.imread(entry['overlay'], channel_order='rgb')
         image = mmcv.imread(entry['image'], channel_order='rgb').astype(np.float64)
-        colours = np.array(PALETTE, dtype=np.float64)[labels]
+        colours = np.array(tiny_run_palette, dtype=np.float64)[labels]
         assert overlay.shape == shape + (3, )
         assert np.abs(overlay - (0.5 * image + 0.5 * colours)).max() <= 1.0
 
@@ -90,7 +47,8 @@ def test_list_file_and_bad_inputs(tiny_run, tmp_path):
     listing.write_text('missing.png\n')
     with pytest.raises(FileNotFoundError, match='list.txt lists missing.png, which is not a file'):
         infer.collect_inputs(str(listing))
-    with pytest.raises(FileNotFoundError, match='is neither an image, a folder nor a list file'):
+    with pytest.raises(FileNotFoundError, match='nothing not found: expected an image or video '
+                       'file, a folder, or a list file'):
         infer.collect_inputs(str(tmp_path / 'nothing'))
     (tmp_path / 'empty').mkdir()
     with pytest.raises(ValueError, match='holds no image'):
@@ -127,4 +85,4 @@ def test_unreadable_and_tiny_images_are_named_and_the_run_goes_on(tiny_run, tmp_
         f'cannot read image {images / "c_empty.png"}: the file is empty (0 bytes)',
         f'cannot segment image {images / "d_tiny.png"}: it is 1x1 pixels; both sides must be at '
         'least 32 (the backbones downsample by 32)']
-    assert '4 image(s) failed:' in err
+    assert '4 input(s) failed:' in err
