@@ -69,6 +69,23 @@ from mmseg_hrplus.models.layers import (clear_winograd_decisions,  # noqa: E402
                                         winograd_decision_records)
 
 FACTORIZE_CHOICES = ('auto', 'on', 'off', 'both')
+#: The on/off flags: what each adds to the run.
+SWITCHES = (
+    ('--optimize', 'also time ours through optimize_for_inference'),
+    ('--optimize-reference', 'also time the reference through optimize_for_inference (BN '
+     'folding + channels_last, no head factorisation)'),
+    ('--winograd', 'also time ours through optimize_for_inference(winograd=True) (Winograd '
+     'F(4x4,3x3) for wide 3x3 convs)'),
+    ('--compile', 'also time ours through optimize_for_inference(compile=True) (inductor with '
+     'freezing; the compile time is reported, not timed)'),
+    ('--onnxruntime', 'also time onnxruntime (CPU, --threads intra-op threads) on our model '
+     'exported to ONNX (the --optimize one, else the plain one)'),
+    ('--skip-inference', 'only the training step (and --with-cp-memory)'),
+    ('--train-winograd', 'also time a training step of ours built with the backbone\'s '
+     'conv_cfg=dict(type="mmseg_hrplus.WinogradConv2d")'),
+    ('--with-cp-memory', 'peak training memory with and without backbone.with_cp, one process '
+     'per variant'),
+)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -78,36 +95,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--shape', type=int, nargs=4, default=[1, 3, 512, 1024],
                         metavar=('N', 'C', 'H', 'W'), help='inference input shape')
     parser.add_argument('--repeats', type=int, default=5, help='timed inference rounds')
-    parser.add_argument('--optimize', action='store_true',
-                        help='also time ours through optimize_for_inference')
-    parser.add_argument('--optimize-reference', action='store_true',
-                        help='also time the reference through optimize_for_inference '
-                        '(BN folding + channels_last, no head factorisation)')
-    parser.add_argument('--winograd', action='store_true',
-                        help='also time ours through optimize_for_inference(winograd=True) '
-                        '(Winograd F(4x4,3x3) for wide 3x3 convs)')
-    parser.add_argument('--compile', action='store_true',
-                        help='also time ours through optimize_for_inference(compile=True) '
-                        '(inductor with freezing; the compile time is reported, not timed)')
-    parser.add_argument('--onnxruntime', action='store_true',
-                        help='also time onnxruntime (CPU, --threads intra-op threads) on our '
-                        'model exported to ONNX (the --optimize one, else the plain one)')
+    for flag, help_text in SWITCHES:
+        parser.add_argument(flag, action='store_true', help=help_text)
     parser.add_argument('--factorize-head', choices=FACTORIZE_CHOICES, default='auto',
                         help="head factorisation of the optimised model; 'both' times the "
                         'two forms')
-    parser.add_argument('--skip-inference', action='store_true',
-                        help='only the training step (and --with-cp-memory)')
     parser.add_argument('--train-batch', type=int, default=2)
     parser.add_argument('--train-shape', type=int, nargs=2, default=[512, 512],
                         metavar=('H', 'W'))
     parser.add_argument('--train-repeats', type=int, default=None,
                         help='timed training rounds (default: --repeats; 0 skips training)')
-    parser.add_argument('--train-winograd', action='store_true',
-                        help='also time a training step of ours built with the backbone\'s '
-                        'conv_cfg=dict(type="mmseg_hrplus.WinogradConv2d")')
-    parser.add_argument('--with-cp-memory', action='store_true',
-                        help='peak training memory with and without backbone.with_cp, one '
-                        'process per variant')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:i]'")
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
     parser.add_argument('--seed', type=int, default=0)
