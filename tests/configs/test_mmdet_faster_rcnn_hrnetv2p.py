@@ -1,17 +1,9 @@
 """configs/mmdet/faster-rcnn_hrnetv2p-*: parameter counts and parity with mmdet's own detector."""
-import os.path as osp
-from pathlib import Path
-
-import mmcv
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmengine.utils import get_installed_path
+from mmdet_helpers import (build_detector, count_parameters, frame_batch, mmdet_config,
+                           our_config, randomize_backbone_and_neck_)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-OURS = REPO_ROOT / 'configs' / 'mmdet' / 'faster-rcnn_hrnetv2p-{}_1x_coco.py'
-MMDET_HRNET = osp.join(get_installed_path('mmdet'), '.mim', 'configs', 'hrnet')
 THEIRS = {'w18': 'faster-rcnn_hrnetv2p-w18-1x_coco.py',
           'w32': 'faster-rcnn_hrnetv2p-w32-1x_coco.py',
           'w40': 'faster-rcnn_hrnetv2p-w40-1x_coco.py'}
@@ -21,23 +13,18 @@ WIDTHS = {'w18': 18, 'w32': 32, 'w40': 40, 'w48': 48}
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 
-def _build(cfg: Config) -> torch.nn.Module:
-    from mmdet.registry import MODELS
-    init_default_scope('mmdet')
-    cfg.model.backbone.init_cfg = None     # no download; random init is enough here
-    return MODELS.build(cfg.model)
+_build = build_detector      # no download; random init is enough here
 
 
-def _ours(arch: str) -> Config:
-    return Config.fromfile(str(OURS).format(arch))
+def _ours(arch: str):
+    return our_config(f'faster-rcnn_hrnetv2p-{arch}_1x_coco.py')
 
 
-def _theirs(arch: str) -> Config:
-    return Config.fromfile(osp.join(MMDET_HRNET, THEIRS[arch]))
+def _theirs(arch: str):
+    return mmdet_config(THEIRS[arch])
 
 
-def _count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+_count = count_parameters
 
 
 @pytest.mark.parametrize('arch', ['w18', 'w32', 'w40', 'w48'])
@@ -67,50 +54,19 @@ def test_config_builds_and_matches_mmdet_parameter_count(arch):
         assert round(count / 1e6, 4) == 47.2797
 
 
-def _randomize_(model: torch.nn.Module, seed: int = 0) -> None:
-    """Random weights and BN statistics that keep activations O(10) through W32.
-
-    mmdet's own init (Kaiming, BN statistics 0/1) makes the random backbone's outputs ~1e8, so
-    every RPN box decodes out of the image and nothing is left to compare; the heads keep
-    mmdet's init (small regression outputs).
-    """
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in list(model.backbone.modules()) + list(model.neck.modules()):
-            if isinstance(m, torch.nn.Conv2d):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) / m.weight[0].numel()**.5)
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.01)
-            elif isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-    model.rpn_head.init_weights()
-    model.roi_head.init_weights()
-
-
 def test_w32_parity_with_mmdet_detector(cityscapes_sample):
-    from mmdet.structures import DetDataSample
     ref_cfg, our_cfg = _theirs('w32'), _ours('w32')
     for cfg in (ref_cfg, our_cfg):
         # Random heads score every class near 1/81: keep all boxes so there is something to compare.
         cfg.model.test_cfg.rcnn.score_thr = 0.0
     ref = _build(ref_cfg)
-    _randomize_(ref)
+    randomize_backbone_and_neck_(ref)
     ours = _build(our_cfg)
     ours.load_state_dict(ref.state_dict(), strict=True)
     ref.eval()
     ours.eval()
 
-    frame = cityscapes_sample / 'leftImg8bit' / 'val' / 'frankfurt' / \
-        'frankfurt_000000_000294_leftImg8bit.png'
-    img = mmcv.imresize(mmcv.imread(str(frame)), (256, 128))   # (w, h): sides multiple of 32
-    meta = dict(img_shape=(128, 256), ori_shape=(128, 256), scale_factor=(1.0, 1.0))
-    data = dict(inputs=[torch.from_numpy(img).permute(2, 0, 1).contiguous()],
-                data_samples=[DetDataSample(metainfo=meta)])
-    data = ref.data_preprocessor(data, False)
+    data = frame_batch(ref, cityscapes_sample)     # 128x256: sides multiples of 32
     inputs, samples = data['inputs'], data['data_samples']
 
     # Our backbone and neck run mmdet's ops in mmdet's order (same weights, same kernels), so
