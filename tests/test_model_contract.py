@@ -137,3 +137,51 @@ def test_contract_hook_checks_under_plain_mmengine_runner(repo_root, tmp_path):
     runner = Runner.from_cfg(cfg)   # no check here: what mmseg's tools/train.py does
     with pytest.raises(ValueError, match=r'^model\.decode_head: FCNHead: in_channels sum to 720'):
         runner.call_hook('before_run')
+
+
+# OCRNet (CascadeEncoderDecoder): decode_head is a ModuleList [FCNHead, OCRHead]. Both read the
+# backbone streams through in_index/in_channels; the OCRHead also takes the FCNHead's logits,
+# which are not a backbone output and are not part of its in_channels.
+OCRNET_W18 = 'hrnet/ocrnet_hr18_cityscapes.py'
+
+
+@pytest.mark.parametrize('stage, head', [(0, 'FCNHead'), (1, 'OCRHead')])
+def test_ocrnet_cascade_head_with_w48_channels_names_the_head(repo_root, stage, head):
+    cfg = _config(repo_root, OCRNET_W18)
+    cfg.model.decode_head[stage].in_channels = [48, 96, 192, 384]
+    with pytest.raises(ValueError) as info:
+        check_model_contract(_meta_model(cfg))
+    assert str(info.value) == (
+        f"model.decode_head[{stage}]: {head}: in_channels sum to 720 (input_transform="
+        "'resize_concat', in_index=[0, 1, 2, 3]) but the backbone outputs it reads have "
+        f'channels [18, 36, 72, 144] (sum 270); backbone outputs: {W18_OUTPUTS}')
+
+
+def test_ocrnet_single_stream_ocr_head_is_checked_per_channel(repo_root):
+    """An OCRHead on one stream (no resize_concat) is checked entry by entry."""
+    cfg = _config(repo_root, OCRNET_W18)
+    cfg.model.decode_head[1].update(in_channels=48, in_index=0, input_transform=None)
+    with pytest.raises(ValueError) as info:
+        check_model_contract(_meta_model(cfg))
+    assert str(info.value) == (
+        'model.decode_head[1]: OCRHead: in_channels=[48] (in_index=[0]) does not match the '
+        f'backbone outputs, which have channels [18]; backbone outputs: {W18_OUTPUTS}')
+    cfg.model.decode_head[1].in_channels = 18     # stream 0 of W18: fits
+    check_model_contract(_meta_model(cfg))
+
+
+def test_ocrnet_wrong_ocr_head_fails_in_build_runner(repo_root, tmp_path):
+    with pytest.raises(ValueError, match=re.escape(
+            'model.decode_head[1]: OCRHead: in_index 4 is out of range for a backbone with 4 '
+            f'outputs {W18_OUTPUTS}')):
+        _runner(repo_root, tmp_path, OCRNET_W18,
+                **{'model.decode_head.1.in_index': (0, 1, 2, 4)})
+
+
+@pytest.mark.parametrize('config', [OCRNET_W18, 'hrnet/ocrnet_hr48_paper_cityscapes.py'])
+def test_matching_ocrnet_passes(repo_root, config):
+    model = _meta_model(_config(repo_root, config))
+    assert [type(h).__name__ for h in model.decode_head] == ['FCNHead', 'OCRHead']
+    total = sum(s.channels for s in model.backbone.out_specs)
+    assert [h.in_channels for h in model.decode_head] == [total, total]
+    check_model_contract(model)

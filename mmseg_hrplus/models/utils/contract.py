@@ -14,6 +14,11 @@ How each component is checked:
 * any other mmseg ``BaseDecodeHead`` (``FCNHead``, ``UPerHead``, ...) from its ``in_index``,
   ``input_transform`` and ``in_channels`` (for ``resize_concat``, the base class keeps only
   the sum of the channels, so the sum is compared);
+* cascade decode heads (mmseg's ``CascadeEncoderDecoder``, e.g. OCRNet's ``[FCNHead,
+  OCRHead]``; ``decode_head`` is then an ``nn.ModuleList``) one by one, as ``decode_head[i]``,
+  each against the backbone: every stage reads the backbone features through its own
+  ``in_index``/``in_channels``; the previous stage's output, which later stages also take
+  (OCRHead's soft object regions), is not a backbone feature and not part of ``in_channels``;
 * anything else (a backbone without ``out_specs``, a neck without ``check_inputs``, mmdet's RPN
   and RoI heads, which read every neck level) is left alone: nothing is declared to compare.
 
@@ -83,7 +88,8 @@ def check_model_contract(model: nn.Module) -> None:
         ValueError: ``'<where>: <Component>: in_channels=... does not match ...; backbone
             outputs: [0: 18ch @1/4, ...]'`` for the first component that does not fit, where
             ``<where>`` is the attribute path in the model (``model.decode_head``,
-            ``model.auxiliary_head[1]``, ``model.neck``).
+            ``model.decode_head[1]`` of a cascade, ``model.auxiliary_head[1]``,
+            ``model.neck``).
     """
     if is_model_wrapper(model):
         model = model.module
