@@ -13,16 +13,21 @@ Each one is checked twice:
 
 Narrowing keeps a config's structure (backbone type and its mode arguments, head types,
 ``in_index``, ``input_transform``, auxiliary heads, cascade decode heads such as OCRNet's
-FCNHead + OCRHead, losses) and only shrinks widths and depths.
+FCNHead + OCRHead, losses) and only shrinks widths and depths; detectors (the neck and every
+RPN/RoI/mask/semantic/single-stage head, cascade stages included) as in
+tests/detector_narrowing.py, trained with boxes plus the masks and semantic maps their heads
+need.
 """
 import copy
 import math
 from importlib import import_module
 from pathlib import Path
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence
 
+import numpy as np
 import pytest
 import torch
+from detector_narrowing import detector_needs, detector_num_classes, narrow_detector
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 
@@ -123,12 +128,7 @@ def narrow(cfg: Config) -> Config:
         specs = registry(cfg.default_scope).build(backbone).out_specs
 
     if cfg.default_scope == 'mmdet':
-        neck = model.neck
-        neck.in_channels = [s.channels for s in specs[:len(neck.in_channels)]]
-        neck.out_channels = DET_WIDTH
-        model.rpn_head.update(in_channels=DET_WIDTH, feat_channels=DET_WIDTH)
-        model.roi_head.bbox_roi_extractor.out_channels = DET_WIDTH
-        model.roi_head.bbox_head.update(in_channels=DET_WIDTH, fc_out_channels=2 * DET_WIDTH)
+        narrow_detector(model, specs, DET_WIDTH)
         return cfg
 
     model.data_preprocessor.size = INPUT_HW
@@ -159,10 +159,13 @@ def seg_batch(num_classes: int, batch: int = 2) -> dict:
     return dict(inputs=inputs, data_samples=samples)
 
 
-def det_batch(num_classes: int, batch: int = 2) -> dict:
-    """Random images with a few random boxes each."""
+def det_batch(num_classes: int, batch: int = 2, masks: bool = False,
+              semantic_classes: Optional[int] = None) -> dict:
+    """Random images with a few random boxes each; with ``masks``, each box's instance mask is
+    the filled box; with ``semantic_classes``, a random ``gt_sem_seg`` (HTC's semantic branch)."""
     from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData, PixelData
     h, w = INPUT_HW
     inputs, samples = [], []
     for _ in range(batch):
@@ -171,9 +174,17 @@ def det_batch(num_classes: int, batch: int = 2) -> dict:
         wh = torch.rand(NUM_DET_OBJECTS, 2) * torch.tensor([w * 0.3, h * 0.3]) + 8
         sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
                                              scale_factor=(1.0, 1.0)))
+        boxes = torch.cat([xy, xy + wh], dim=1)
         sample.gt_instances = InstanceData(
-            bboxes=torch.cat([xy, xy + wh], dim=1),
-            labels=torch.randint(0, num_classes, (NUM_DET_OBJECTS, )))
+            bboxes=boxes, labels=torch.randint(0, num_classes, (NUM_DET_OBJECTS, )))
+        if masks:
+            bitmaps = np.zeros((NUM_DET_OBJECTS, h, w), dtype=np.uint8)
+            for bitmap, (x1, y1, x2, y2) in zip(bitmaps, boxes.long().tolist()):
+                bitmap[y1:y2, x1:x2] = 1
+            sample.gt_instances.masks = BitmapMasks(bitmaps, h, w)
+        if semantic_classes is not None:
+            sample.gt_sem_seg = PixelData(
+                sem_seg=torch.randint(0, semantic_classes, (1, h, w)))
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
 
@@ -208,8 +219,8 @@ def test_config_builds_trains_and_predicts(path):
     model.init_weights()
     is_det = scope == 'mmdet'
     if is_det:
-        num_classes = cfg.model.roi_head.bbox_head.num_classes
-        batch = det_batch(num_classes)
+        num_classes = detector_num_classes(cfg.model)
+        batch = det_batch(num_classes, **detector_needs(cfg.model))
     else:
         # the segmentor's own copy: decode_head is a ModuleList in cascade models (OCRNet)
         num_classes = model.num_classes
