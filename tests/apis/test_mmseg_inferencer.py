@@ -42,7 +42,9 @@ def saved(tmp_path_factory):
     return dict(root=root, checkpoint=checkpoint, image=image)
 
 
-def test_inferencer_predicts_what_our_inference_does(saved, capsys):
+# the config's visualizer (mmseg's default runtime) has a LocalVisBackend without save_dir
+@pytest.mark.filterwarnings('ignore:Failed to add .*LocalVisBackend:UserWarning')
+def test_inferencer_predicts_what_our_inference_does(saved):
     inferencer = MMSegInferencer(model=str(CONFIG), weights=str(saved['checkpoint']),
                                  device='cpu')
     assert isinstance(inferencer.model.backbone, HRNet)

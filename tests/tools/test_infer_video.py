@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from mmseg.apis import init_model
 
+from label_ties import assert_labels_equal_where_decided
 from mmseg_hrplus.apis.inference import segment_images
 from mmseg_hrplus.apis.overlay import overlay_labels
 from mmseg_hrplus.apis.video import SUPPORTED_FORMATS
@@ -34,7 +35,8 @@ def test_video_gives_overlay_video_and_frame_labels(tiny_run, tiny_run_palette, 
                                                     capsys, extension):
     """6 frames of 64x128 at 10 fps (MJPG .avi, mp4v .mp4), batches of 4 (4 + 2): the overlay
     video has the input's frame count, size and fps; one label PNG per frame, equal to
-    segmenting each decoded frame alone; the overlay frames are those labels painted over the
+    segmenting each decoded frame alone (up to pixels within float rounding of a tie: a batch
+    rounds differently); the overlay frames are those labels painted over the
     frames, up to the codec's loss."""
     config, checkpoint, _ = tiny_run
     video = write_video(tmp_path / f'clip{extension}', moving_frames(FRAMES, HEIGHT, WIDTH), FPS)
@@ -53,8 +55,7 @@ def test_video_gives_overlay_video_and_frame_labels(tiny_run, tiny_run_palette, 
     for frame, label, painted in zip(decode_all(video), labels, overlay_frames):
         assert label.dtype == np.uint8 and label.shape == (HEIGHT, WIDTH)
         assert label.max() < 5 and len(np.unique(label)) > 1
-        alone = segment_images(model, frame).pred_sem_seg.data[0].numpy()
-        np.testing.assert_array_equal(label, alone)
+        assert_labels_equal_where_decided(label, segment_images(model, frame).seg_logits.data)
         expected = overlay_labels(frame, label, tiny_run_palette, 0.5).astype(np.float64)
         codec_loss = np.abs(painted - expected).mean()
         assert codec_loss < 0.2 * np.abs(painted - frame.astype(np.float64)).mean(), codec_loss
@@ -63,6 +64,8 @@ def test_video_gives_overlay_video_and_frame_labels(tiny_run, tiny_run_palette, 
 
 
 def test_batch_size_does_not_change_the_labels(tiny_run, tmp_path):
+    """Batches of 1, 4 (4 + 2) and 5 (5 + 1): the same labels, up to pixels within float
+    rounding of a tie (one of 8192 differed between batches of 1 and 4 with torch 2.1)."""
     config, checkpoint, _ = tiny_run
     video = write_video(tmp_path / 'clip.avi', moving_frames(FRAMES, HEIGHT, WIDTH), FPS)
     runs = {}
@@ -71,10 +74,12 @@ def test_batch_size_does_not_change_the_labels(tiny_run, tmp_path):
         infer.main([str(config), str(checkpoint), str(video), '--out-dir', str(out),
                     '--save-labels', '--batch-size', str(batch_size)])
         runs[batch_size] = read_labels(out / 'labels' / 'clip')
-    for batch_size in (4, 5):
         assert len(runs[batch_size]) == FRAMES
-        for one, batched in zip(runs[1], runs[batch_size]):
-            np.testing.assert_array_equal(batched, one)
+    model = init_model(str(config), str(checkpoint), device='cpu')
+    for index, frame in enumerate(decode_all(video)):
+        logits = segment_images(model, frame).seg_logits.data
+        for batch_size in (1, 4, 5):
+            assert_labels_equal_where_decided(runs[batch_size][index], logits)
 
 
 def test_bad_videos_are_named_and_the_run_goes_on(tiny_run, tmp_path, capsys):
