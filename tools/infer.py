@@ -17,7 +17,7 @@ the config's test pipeline (:func:`mmseg_hrplus.apis.inference.segment_images`) 
 
 Each video (:data:`mmseg_hrplus.apis.video.VIDEO_EXTENSIONS`) is decoded with OpenCV and
 segmented ``--batch-size`` frames per forward pass (:func:`mmseg_hrplus.apis.video.segment_video`;
-the labels do not depend on the batch size) and gives:
+the labels are those of one frame at a time, up to float rounding at near-ties) and gives:
 
 * ``DIR/overlays/<name>.<ext>``: the overlaid video, same fps and size as the input (.avi and
   .mkv as MJPG, .mp4/.m4v/.mov as mp4v, other inputs as .mp4);
@@ -212,8 +212,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, str]]:
     parser.add_argument('--opacity', type=float, default=0.5,
                         help='weight of the class colours in the overlays, in [0, 1]')
     parser.add_argument('--batch-size', type=int, default=4,
-                        help='video frames per forward pass (default 4; labels do not depend '
-                        'on it)')
+                        help='video frames per forward pass (default 4; the labels are those '
+                        'of one frame at a time, up to float rounding at near-ties)')
     parser.add_argument('--save-labels', action='store_true',
                         help='also write one label PNG per video frame (images always get one)')
     parser.add_argument('--crf', action='store_true',

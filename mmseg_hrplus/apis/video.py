@@ -191,7 +191,9 @@ def segment_video(model: torch.nn.Module, video: Union[str, Path], overlay: Unio
         overlay: the overlaid video to write (see :func:`open_video_writer` for extensions).
         labels_dir: if given, each frame's predicted train ids are written there as a
             single-channel uint8 PNG of the frame's size, ``frame_000000.png`` onwards.
-        batch_size: frames per forward pass (the labels do not depend on it).
+        batch_size: frames per forward pass (see
+            :func:`~mmseg_hrplus.apis.inference.segment_batch`: the labels are those of one
+            frame at a time up to float rounding at near-ties).
         opacity: weight of the class colours in the overlay, in [0, 1].
         progress: print a :class:`~mmseg_hrplus.apis.progress.RateProgress` line (frames
             per second) on stderr.
