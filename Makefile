@@ -7,11 +7,12 @@ VENV_TORCH21 ?= .venv-torch21
 PY_TORCH21 := $(VENV_TORCH21)/bin/python
 
 # What the torch 2.1 leg runs: checkpoint reading and security (local and by URL), exact resume,
-# the demo-sized train -> test -> infer cycle, 2-process and 2-node gloo training, every config,
+# the demo-sized train -> test -> infer cycle (images and videos, mmseg's MMSegInferencer), 2-process and 2-node gloo training, every config,
 # and HRNet / BiSeNetV2 parity with mmseg.
 TESTS_TORCH21 := tests/checkpoint tests/test_checkpoint_loading.py \
 	tests/tools/test_checkpoint_security.py tests/tools/test_resume_exact.py \
-	tests/tools/test_demo.py tests/tools/test_infer.py tests/tools/test_dist_train.py \
+	tests/tools/test_demo.py tests/tools/test_infer.py tests/tools/test_infer_video.py \
+	tests/apis/test_video.py tests/apis/test_mmseg_inferencer.py tests/tools/test_dist_train.py \
 	tests/tools/test_multinode_train.py \
 	tests/configs/test_every_config.py tests/models/backbones/test_hrnet.py \
 	tests/models/backbones/test_bisenetv2.py tests/test_compat.py
