@@ -7,8 +7,8 @@ VENV_TORCH21 ?= .venv-torch21
 PY_TORCH21 := $(VENV_TORCH21)/bin/python
 
 # What the torch 2.1 leg runs: checkpoint reading and security (local and by URL), exact resume,
-# the demo-sized train -> test -> infer cycle (images and videos, mmseg's MMSegInferencer), 2-process and 2-node gloo training, every config,
-# and HRNet / BiSeNetV2 parity with mmseg.
+# the demo-sized train -> test -> infer cycle (images and videos, mmseg's MMSegInferencer),
+# 2-process and 2-node gloo training, every config, and HRNet / BiSeNetV2 parity with mmseg.
 TESTS_TORCH21 := tests/checkpoint tests/test_checkpoint_loading.py \
 	tests/tools/test_checkpoint_security.py tests/tools/test_resume_exact.py \
 	tests/tools/test_demo.py tests/tools/test_infer.py tests/tools/test_infer_video.py \
