@@ -32,7 +32,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 
 from mmseg_hrplus.models.utils import check_model_contract
-from mmseg_hrplus.testing import tiny_hrnet_extra
+from tiny_models import tiny_hrnet_extra
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_ROOT = REPO_ROOT / 'configs'

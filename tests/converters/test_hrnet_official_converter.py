@@ -28,7 +28,7 @@ from mmseg_hrplus.converters import ConversionError, convert_file
 from mmseg_hrplus.converters.hrnet_official import (CLS_HEAD_REASONS, convert_hrnet_imagenet,
                                                     convert_hrnet_seg)
 from mmseg_hrplus.models.backbones.hrnet import HRFusion, HRNet
-from mmseg_hrplus.testing import relative_error, tiny_hrnet_extra
+from tiny_models import relative_error, tiny_hrnet_extra
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

@@ -9,7 +9,7 @@ from mmengine.registry import init_default_scope
 
 from float_bounds import WINOGRAD_ONE_CONV, assert_close_relative
 from mmseg_hrplus.models.layers import WinogradConv2d, winograd_conv3x3
-from mmseg_hrplus.testing import relative_error
+from tiny_models import relative_error
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 TOLERANCE = WINOGRAD_ONE_CONV  # relative to the output's scale, per tile size
@@ -122,7 +122,7 @@ def test_hrnet_trains_the_same_with_winograd_convs():
     over the steps about as much as float32's own difference to float64 (0.7% of a parameter
     after 3 steps here, with or without Winograd)."""
     from mmseg_hrplus.models.backbones import HRNet
-    from mmseg_hrplus.testing import tiny_hrnet_extra
+    from tiny_models import tiny_hrnet_extra
 
     torch.manual_seed(0)
     extra = tiny_hrnet_extra(widths=(8, 16, 32, 64), stem_channels=16)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmseg_hrplus.testing import tiny_hrnet_extra
+from tiny_models import tiny_hrnet_extra
 
 NORM = dict(type='BN', requires_grad=True)
 TINY_RUN_PALETTE = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255]]

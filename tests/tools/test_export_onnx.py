@@ -17,7 +17,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmseg_hrplus.testing import tiny_hrnet_extra
+from tiny_models import tiny_hrnet_extra
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tools' / 'deployment'))

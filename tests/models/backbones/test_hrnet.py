@@ -19,7 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from float_bounds import SHALLOW, assert_close_relative
 from mmseg_hrplus.models.backbones.hrnet import ARCH_PRESETS, HRNet, arch_to_extra
 from mmseg_hrplus.models.utils.feature_spec import check_in_channels
-from mmseg_hrplus.testing import tiny_hrnet_extra
+from tiny_models import tiny_hrnet_extra
 
 # Narrow and shallow, but with everything the presets have: a stage-1 Bottleneck projection,
 # several modules per stage, multi-hop downsampling paths (stage 4).
