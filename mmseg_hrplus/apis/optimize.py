@@ -34,7 +34,8 @@ largest logit (0.96; BN-calibrated random weights).
 * **torch.compile** (opt-in, ``compile=True``): the backbone and the decode head's forward
   are compiled by inductor with ``freezing`` (weights as constants: prepacked oneDNN weights,
   conv + bias + ReLU/add fused into one kernel). Same arithmetic up to float rounding; the
-  first call per input size compiles (87 s to 161 s for HRNet-W48 on this busy 2-core CPU).
+  first call per input size compiles (87 s to 161 s for HRNet-W48 at 1x3x512x1024 on this
+  busy 2-core CPU, 603 s with it 4-6x oversubscribed).
 * **Winograd** (opt-in, ``winograd=True``): wide 3x3 stride-1 convs computed by Winograd's
   F(4x4, 3x3), 4x fewer multiply-adds (:mod:`mmseg_hrplus.models.layers.winograd`); the only
   rewrite here that does less arithmetic rather than less overhead, and it rounds more (tests
