@@ -141,17 +141,24 @@ class Run(NamedTuple):
     variant: Variant
     seed: int
     work_dir: Path
+    deterministic: bool = True
 
     def cfg_options(self) -> Dict[str, object]:
         """Overrides for this run: variant, seed, deterministic algorithms, data order."""
         return {**self.variant.cfg_options(), 'randomness.seed': self.seed,
-                'randomness.deterministic': True,
+                'randomness.deterministic': self.deterministic,
                 'train_dataloader.sampler.seed': self.seed}
 
 
-def plan_runs(root: Path, variants: Sequence[Variant], seeds: Iterable[int]) -> List[Run]:
-    """The run matrix, seed-major: every variant of seed 0, then of seed 1, ..."""
-    return [Run(v, s, Path(root) / v.slug / f'seed{s}') for s in seeds for v in variants]
+def plan_runs(root: Path, variants: Sequence[Variant], seeds: Iterable[int],
+              deterministic: bool = True) -> List[Run]:
+    """The run matrix, seed-major: every variant of seed 0, then of seed 1, ...
+
+    ``deterministic=False`` leaves ``torch.use_deterministic_algorithms`` off: needed on CUDA,
+    where bilinear upsampling has no deterministic backward kernel and raises in that mode.
+    """
+    return [Run(v, s, Path(root) / v.slug / f'seed{s}', deterministic)
+            for s in seeds for v in variants]
 
 
 def _scalar_logs(work_dir: Path) -> List[Path]:

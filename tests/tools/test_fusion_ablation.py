@@ -36,6 +36,11 @@ def test_cli_rejects_unknown_mode_and_single_seed(capsys, tmp_path):
     err = _cli_error(capsys, base + ['--seeds', '1', '--modes', 'official', 'paper'])
     assert err.endswith('--seeds 1: a paired comparison with a standard deviation needs at '
                         'least 2 seeds')
+    err = _cli_error(capsys, base + ['--seeds', '2', '--modes', 'paper', '--threads', '0'])
+    assert err.endswith('--threads 0: needs at least 1 thread')
+    err = _cli_error(capsys, base + ['--seeds', '2', '--modes', 'paper', '--nproc', '2',
+                                     '--launch', 'in-process'])
+    assert err.endswith('--nproc 2 needs --launch subprocess (torchrun)')
     err = _cli_error(capsys, base + ['--seeds', '3'])
     assert 'no fusion mode given: pass --modes' in err
     err = _cli_error(capsys, [str(tmp_path / 'missing.py'), '--work-dir', str(tmp_path),
@@ -57,6 +62,8 @@ def test_named_modes_are_aliases_of_combinations():
         'model.backbone.fuse_order': 'upsample_first', 'model.backbone.new_branch': 'from_all',
         'randomness.seed': 1, 'randomness.deterministic': True,
         'train_dataloader.sampler.seed': 1}
+    cuda_runs = fa.plan_runs(Path('/r'), fa.parse_modes(['paper']), range(2), deterministic=False)
+    assert cuda_runs[1].cfg_options()['randomness.deterministic'] is False
 
 
 def _result(variant, seed, miou, losses=(2.0, 1.0)):

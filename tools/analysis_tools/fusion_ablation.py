@@ -29,22 +29,34 @@ order and hence the numbers in the last digits and, through training, the final 
 GPU runs are not bitwise reproducible in general (cuDNN algorithm choice, atomics), even with
 ``deterministic=True`` for the ops that lack a deterministic kernel.
 
-Demo scale (this repository's docs/fusion_ablation.md; W18-small, synthetic data, CPU)::
+What docs/fusion_ablation.md reports (W18-small from scratch, the quickstart recipe of 300
+iterations, on the synthetic scenes drawn at 64x128 instead of the demo's 128x256 so that 6-12
+runs fit on a crowded 2-core CPU; one torch thread per run)::
 
-    python tools/analysis_tools/fusion_ablation.py configs/quickstart/hrnet_w18s_synthetic.py \\
-        --seeds 3 --all-combinations --make-synthetic-data data/demo \\
-        --work-dir work_dirs/fusion_ablation --cfg-options default_hooks.logger.interval=10
+    python tools/analysis_tools/fusion_ablation.py configs/quickstart/hrnet_w18s_synthetic.py \
+        --seeds 3 --modes official paper --all-combinations \
+        --make-synthetic-data work_dirs/fusion_ablation/data_64x128 --synthetic-size 64 128 \
+        --threads 1 --launch in-process --work-dir work_dirs/fusion_ablation \
+        --cfg-options default_hooks.logger.interval=10
 
-Cityscapes on a GPU cluster (W48, 3 seeds x the two named modes, 4 GPUs per run through
-torchrun; the config's 4 x 2 images per iteration... as for tools/dist_train.sh, the batch per
-GPU is the config's)::
+At the demo's own size drop ``--synthetic-size 64 128`` (and use ``--make-synthetic-data
+data/demo``): about 200 s per run on 2 free cores.
 
-    python tools/analysis_tools/fusion_ablation.py configs/hrnet_w48_cityscapes.py \\
-        --seeds 3 --modes official paper --nproc 4 --flops-shape 1024 2048 \\
-        --work-dir work_dirs/fusion_ablation_w48_cityscapes
+Cityscapes on a GPU cluster: W48 (configs/hrnet_w48_cityscapes.py, mmseg's fcn_hr48 80k recipe,
+2 images per GPU on 4 GPUs), 3 seeds x the two named modes, each run on 4 GPUs through torchrun
+(as tools/dist_train.sh), runs one after another; ``--no-deterministic`` because CUDA has no
+deterministic bilinear-upsampling backward (the seeds and the data order stay fixed)::
 
-(run it inside one allocation with 4 GPUs, e.g. ``srun --gres=gpu:4 --cpus-per-task=20 python
-...``; the 6 runs go one after another; add ``--all-combinations`` for the mixed variants.)
+    srun --nodes=1 --gres=gpu:4 --cpus-per-task=16 \
+        python tools/analysis_tools/fusion_ablation.py configs/hrnet_w48_cityscapes.py \
+        --seeds 3 --modes official paper --nproc 4 --no-deterministic \
+        --flops-shape 1024 2048 --work-dir work_dirs/fusion_ablation_w48_cityscapes
+
+Add ``--all-combinations`` for the mixed variants (12 runs). The config initialises the backbone
+from ImageNet weights trained with the official fusion; in paper mode the from_all fusion rows
+start from the default init instead (see configs/hrnet/hrnet_w48_paper_cityscapes.py), which
+favours official. For a comparison without that bias add
+``--cfg-options model.backbone.init_cfg=None`` (from scratch, longer schedule needed).
 """
 import argparse
 import json
@@ -96,6 +108,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--complexity-only', action='store_true',
                         help='count params/FLOPs per variant, write fusion_complexity.md, '
                              'no training')
+    parser.add_argument('--no-deterministic', action='store_true',
+                        help='leave torch deterministic algorithms off (needed on CUDA: '
+                             'bilinear upsampling has no deterministic backward)')
     parser.add_argument('--report-only', action='store_true',
                         help='train nothing: write the report from the runs finished so far')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
@@ -200,7 +215,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         print(text)
         return dict(complexity=costs)
 
-    runs = fa.plan_runs(root, args.variants, range(args.seeds))
+    runs = fa.plan_runs(root, args.variants, range(args.seeds), not args.no_deterministic)
     if args.report_only:
         train = None
     elif args.launch == 'in-process':
