@@ -3,8 +3,9 @@
 The model is built from the config (``default_scope`` 'mmseg' or 'mmdet'), auxiliary heads are
 removed (they run in training only), SyncBN becomes BN, and mmengine's
 ``get_model_complexity_info`` (a jit-trace based counter; one multiply-add counts as one FLOP,
-as in mmseg's and mmdet's get_flops tools; BN, resizes, element-wise sums and pooling are
-not counted) runs one forward in ``mode='tensor'`` on a random
+as in mmseg's and mmdet's get_flops tools; it also counts BN in eval mode, 2 per element, and
+bilinear resizes, 4 per output element; element-wise sums, activations and pooling are not
+counted) runs one forward in ``mode='tensor'`` on a random
 ``1 x 3 x H x W`` input:
 
 * segmentors: backbone + decode head; the logits are counted at the head's resolution, the final
@@ -15,7 +16,7 @@ not counted) runs one forward in ``mode='tensor'`` on a random
     python tools/analysis_tools/get_flops.py --table     # our main configs next to the papers
 
 The papers' figures in :data:`REFERENCE_FIGURES` are quoted from the sources named there (also
-collected in the project's REFERENCE.md/STACK.md); they are not measured here.
+some collected in docs/STACK.md); they are not measured here.
 """
 import argparse
 import glob
@@ -167,7 +168,7 @@ def count(config: str, shape: Tuple[int, int],
         cfg.merge_from_dict(cfg_options)
     model = build_inference_model(cfg)
     counted = _counted_module(model, cfg.get('default_scope', 'mmseg'), tuple(shape))
-    # mmengine warns about every op it does not count (BN, resizes, additions, ...): quiet
+    # mmengine warns about every op it does not count (additions, activations, ...): quiet
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.ERROR)
