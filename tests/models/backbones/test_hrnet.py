@@ -19,7 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from float_bounds import SHALLOW, assert_close_relative
 from mmseg_hrplus.models.backbones.hrnet import ARCH_PRESETS, HRNet, arch_to_extra
 from mmseg_hrplus.models.utils.feature_spec import check_in_channels
-from tiny_models import tiny_hrnet_extra
+from tiny_models import randomize_conv_bn_, tiny_hrnet_extra
 
 # Narrow and shallow, but with everything the presets have: a stage-1 Bottleneck projection,
 # several modules per stage, multi-hop downsampling paths (stage 4).
@@ -31,19 +31,7 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 
 def _randomize(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
     """Random conv weights and non-trivial BN affine/statistics, so eval mode tests something."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2 / fan_in)**0.5)
-            elif isinstance(m, _BatchNorm):
-                n = m.num_features
-                m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-    return model
+    return randomize_conv_bn_(model, seed)
 
 
 def _max_diff(xs, ys) -> float:
