@@ -191,6 +191,6 @@ def test_mmseg_ocrnet_state_dict_gives_identical_training_losses(hr18_pair):
                            'decode_1.acc_seg'}
     assert set(losses) == set(ref_losses)
     assert all(torch.equal(losses[k], ref_losses[k]) for k in losses)
-    assert float(losses['decode_1.loss_ce']) > 0
+    assert losses['decode_1.loss_ce'].item() > 0
     state, ref_state = ours.state_dict(), ref.state_dict()
     assert all(torch.equal(state[k], ref_state[k]) for k in ref_state)
