@@ -13,7 +13,9 @@ the config's test pipeline (:func:`mmseg_hrplus.apis.inference.segment_images`) 
 * ``DIR/labels/<name>.png``: the predicted train ids as a single-channel uint8 PNG of the
   input's size;
 * ``DIR/overlays/<name>.png``: the image with the prediction painted over it in the dataset's
-  palette (mmseg's ``SegLocalVisualizer``), ``--opacity`` being the weight of the colours.
+  palette (:func:`mmseg_hrplus.apis.overlay.overlay_labels`, the blend of mmseg's
+  ``SegLocalVisualizer`` bit for bit, also used for videos), ``--opacity`` being the weight of
+  the colours.
 
 Each video (:data:`mmseg_hrplus.apis.video.VIDEO_EXTENSIONS`) is decoded with OpenCV and
 segmented ``--batch-size`` frames per forward pass (:func:`mmseg_hrplus.apis.video.segment_video`;
@@ -108,23 +110,11 @@ def collect_inputs(source: str) -> Dict[str, Path]:
     return names
 
 
-def make_visualizer(model, opacity: float):
-    """A SegLocalVisualizer with the model's classes and a palette covering every class."""
-    from mmseg.visualization import SegLocalVisualizer
-
-    from mmseg_hrplus.apis.overlay import class_palette
-    if not 0.0 <= opacity <= 1.0:
-        raise ValueError(f'opacity={opacity} must be in [0, 1]')
-    classes, palette = class_palette(model)
-    visualizer = SegLocalVisualizer(name=f'hrplus_infer_{id(model)}', alpha=opacity)
-    visualizer.set_dataset_meta(classes=classes, palette=palette)
-    return visualizer
-
-
-def _segment_image(model, visualizer, image_path: Path, name: str,
+def _segment_image(model, palette, opacity: float, image_path: Path, name: str,
                    out_dir: str) -> Dict[str, str]:
     """Labels and overlay PNGs of one image; raises ValueError/OSError for a bad one."""
     from mmseg_hrplus.apis.inference import as_bgr_image, segment_images
+    from mmseg_hrplus.apis.overlay import overlay_labels
     image = as_bgr_image(str(image_path))
     check_image_size(image.shape[0], image.shape[1], f'image {image_path}')
     result = segment_images(model, image)
@@ -132,9 +122,7 @@ def _segment_image(model, visualizer, image_path: Path, name: str,
     label_file = osp.join(out_dir, 'labels', name + '.png')
     overlay_file = osp.join(out_dir, 'overlays', name + '.png')
     mmcv.imwrite(labels, label_file, auto_mkdir=True)
-    # the visualizer draws on RGB and writes the file itself (converted back to BGR)
-    visualizer.add_datasample(name, mmcv.bgr2rgb(image), data_sample=result, draw_gt=False,
-                              with_labels=False, out_file=overlay_file)
+    mmcv.imwrite(overlay_labels(image, labels, palette, opacity), overlay_file, auto_mkdir=True)
     return dict(image=str(image_path), label=label_file, overlay=overlay_file)
 
 
@@ -157,10 +145,11 @@ def run_inference(config: str, checkpoint: str, source: Union[str, Dict[str, Pat
     from mmengine.utils import ProgressBar
     from mmseg.apis import init_model
 
-    from mmseg_hrplus.apis.video import overlay_video_path, segment_video
+    from mmseg_hrplus.apis.overlay import check_opacity, class_palette
+    from mmseg_hrplus.apis.video import check_batch_size, overlay_video_path, segment_video
 
-    if batch_size < 1:
-        raise ValueError(f'batch_size={batch_size} must be at least 1')
+    check_batch_size(batch_size)
+    check_opacity(opacity)
     inputs = collect_inputs(source) if isinstance(source, str) else source
     if crf:
         from mmengine.config import Config
@@ -172,7 +161,7 @@ def run_inference(config: str, checkpoint: str, source: Union[str, Dict[str, Pat
     if model.decode_head.num_classes > 256:
         raise ValueError(f'num_classes={model.decode_head.num_classes}: label PNGs are uint8 '
                          '(at most 256 classes)')
-    visualizer = make_visualizer(model, opacity)
+    _, palette = class_palette(model)
     # file= at call time: the default is the sys.stdout of when mmengine was imported
     progress = ProgressBar(len(inputs), file=sys.stdout) if len(inputs) > 1 else None
     written = []
@@ -189,7 +178,7 @@ def run_inference(config: str, checkpoint: str, source: Union[str, Dict[str, Pat
                 if result.error is not None:
                     failures.append(dict(image=str(path), reason=result.error))
             elif suffix in IMAGE_EXTENSIONS:
-                written.append(_segment_image(model, visualizer, path, name, out_dir))
+                written.append(_segment_image(model, palette, opacity, path, name, out_dir))
             else:
                 failures.append(dict(image=str(path), reason=unsupported_format(path)))
         except (ValueError, OSError) as err:  # unreadable or too small: report, go on

@@ -33,6 +33,12 @@ def class_palette(model: torch.nn.Module) -> Tuple[List[str], List[Tuple[int, in
     return classes[:len(palette)], palette
 
 
+def check_opacity(opacity: float) -> None:
+    """Raise ``ValueError`` naming ``opacity`` unless it is in [0, 1]."""
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f'opacity={opacity} must be in [0, 1]')
+
+
 def overlay_labels(image: np.ndarray, labels: np.ndarray, palette, opacity: float) -> np.ndarray:
     """Paint ``labels`` over ``image`` in ``palette``'s colours.
 
@@ -49,8 +55,7 @@ def overlay_labels(image: np.ndarray, labels: np.ndarray, palette, opacity: floa
     Raises:
         ValueError: ``opacity`` outside [0, 1], or ``labels`` not of ``image``'s size.
     """
-    if not 0.0 <= opacity <= 1.0:
-        raise ValueError(f'opacity={opacity} must be in [0, 1]')
+    check_opacity(opacity)
     if labels.shape != image.shape[:2]:
         raise ValueError(f'labels of shape {labels.shape} do not match the image of shape '
                          f'{image.shape}')
@@ -60,4 +65,4 @@ def overlay_labels(image: np.ndarray, labels: np.ndarray, palette, opacity: floa
     return (image * (1 - opacity) + colours[index] * opacity).astype(np.uint8)
 
 
-__all__ = ['class_palette', 'overlay_labels']
+__all__ = ['check_opacity', 'class_palette', 'overlay_labels']

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .inference import IMAGE_EXTENSIONS, check_image_size, segment_batch
-from .overlay import class_palette, overlay_labels
+from .overlay import check_opacity, class_palette, overlay_labels
 from .progress import RateProgress
 
 #: File extensions read as videos (lower case).
@@ -35,6 +35,12 @@ DEFAULT_FPS = 25.0
 #: The supported input formats, as error messages list them.
 SUPPORTED_FORMATS = (f'images {" ".join(IMAGE_EXTENSIONS)}; '
                      f'videos {" ".join(VIDEO_EXTENSIONS)}')
+
+
+def check_batch_size(batch_size: int) -> None:
+    """Raise ``ValueError`` naming ``batch_size`` unless it is at least 1."""
+    if batch_size < 1:
+        raise ValueError(f'batch_size={batch_size} must be at least 1')
 
 
 class UnreadableVideoError(ValueError):
@@ -103,8 +109,7 @@ class VideoReader:
     def batches(self, batch_size: int) -> Iterator[List[np.ndarray]]:
         """Yield the frames as lists of ``batch_size`` (H, W, 3) uint8 BGR arrays (the last
         list may be shorter) until a frame does not decode; :attr:`frames_read` counts them."""
-        if batch_size < 1:
-            raise ValueError(f'batch_size={batch_size} must be at least 1')
+        check_batch_size(batch_size)
         while True:
             batch: List[np.ndarray] = []
             while len(batch) < batch_size:
@@ -208,10 +213,8 @@ def segment_video(model: torch.nn.Module, video: Union[str, Path], overlay: Unio
             outside [0, 1].
         OSError: the overlay cannot be written.
     """
-    if batch_size < 1:
-        raise ValueError(f'batch_size={batch_size} must be at least 1')
-    if not 0.0 <= opacity <= 1.0:
-        raise ValueError(f'opacity={opacity} must be in [0, 1]')
+    check_batch_size(batch_size)  # both before the writer creates a file
+    check_opacity(opacity)
     _, palette = class_palette(model)
     with VideoReader(video) as reader:
         check_image_size(reader.height, reader.width, f'video {reader.path}')
@@ -249,6 +252,6 @@ def segment_video(model: torch.nn.Module, video: Union[str, Path], overlay: Unio
 
 __all__ = [
     'SUPPORTED_FORMATS', 'VIDEO_EXTENSIONS', 'WRITER_FOURCC', 'UnreadableVideoError',
-    'VideoReader', 'VideoResult', 'is_video', 'open_video_writer', 'overlay_video_path',
-    'segment_video'
+    'VideoReader', 'VideoResult', 'check_batch_size', 'is_video', 'open_video_writer',
+    'overlay_video_path', 'segment_video'
 ]
