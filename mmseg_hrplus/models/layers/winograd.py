@@ -155,6 +155,20 @@ def clear_winograd_decisions() -> None:
     _DECISIONS.clear()
 
 
+def _decision(key: ConvShape,
+              paths: Callable[[], Dict[str, Callable[[], object]]]) -> WinogradDecision:
+    """The decision cached for ``key``, or one measured now: :func:`min_seconds` of the two
+    callables ``paths()`` returns ('winograd', 'direct'; built only when measuring), Winograd
+    kept if it takes at most :data:`AUTOTUNE_MARGIN` of the direct time."""
+    decision = _DECISIONS.get(key)
+    if decision is None:
+        times = min_seconds(paths())
+        faster = times['winograd'] <= AUTOTUNE_MARGIN * times['direct']
+        decision = _DECISIONS[key] = WinogradDecision('winograd' if faster else 'direct',
+                                                      times['winograd'], times['direct'])
+    return decision
+
+
 def min_seconds(fns: Dict[str, Callable[[], object]], repeats: int = AUTOTUNE_REPEATS,
                 warmup: int = 1, min_total_s: float = AUTOTUNE_MIN_TOTAL_S,
                 max_repeats: int = AUTOTUNE_MAX_REPEATS) -> Dict[str, float]:
@@ -472,16 +486,9 @@ class WinogradConv2d(nn.Conv2d):
     def decide(self, x: Tensor) -> WinogradDecision:
         """The autotune decision for ``x``'s conv shape: the cached one, or measured now on
         ``x`` (see the module notes)."""
-        key = self.conv_shape(x)
-        decision = _DECISIONS.get(key)
-        if decision is None:
-            times = min_seconds({'winograd': lambda: self._winograd_inference(x),
-                                 'direct': lambda: super(WinogradConv2d, self).forward(x)})
-            faster = times['winograd'] <= AUTOTUNE_MARGIN * times['direct']
-            choice = 'winograd' if faster else 'direct'
-            decision = _DECISIONS[key] = WinogradDecision(choice, times['winograd'],
-                                                          times['direct'])
-        return decision
+        return _decision(self.conv_shape(x), lambda: {
+            'winograd': lambda: self._winograd_inference(x),
+            'direct': lambda: super(WinogradConv2d, self).forward(x)})
 
     def decide_training(self, x: Tensor) -> WinogradDecision:
         """The autotune decision for a call with gradients: forward plus backward of each path
@@ -490,11 +497,8 @@ class WinogradConv2d(nn.Conv2d):
         needs_x, needs_w = x.requires_grad, self.weight.requires_grad
         gradients = '+'.join(name for name, needed in (('input', needs_x), ('weight', needs_w))
                              if needed)
-        key = self.conv_shape(x, gradients)
-        decision = _DECISIONS.get(key)
-        if decision is not None:
-            return decision
-        with torch.enable_grad():
+
+        def paths() -> Dict[str, Callable[[], object]]:
             xc = x.detach().clone().requires_grad_(needs_x)
             weight = self.weight.detach().clone().requires_grad_(needs_w)
             bias = None if self.bias is None else self.bias.detach().clone().requires_grad_(
@@ -505,13 +509,11 @@ class WinogradConv2d(nn.Conv2d):
             def step(conv: Callable[[], Tensor]) -> Callable[[], object]:
                 return lambda: torch.autograd.grad(conv(), inputs, grad_y)
 
-            times = min_seconds({
-                'winograd': step(lambda: winograd_conv3x3(xc, weight, bias, self.tile)),
-                'direct': step(lambda: F.conv2d(xc, weight, bias, 1, 1))})
-        faster = times['winograd'] <= AUTOTUNE_MARGIN * times['direct']
-        decision = _DECISIONS[key] = WinogradDecision('winograd' if faster else 'direct',
-                                                      times['winograd'], times['direct'])
-        return decision
+            return {'winograd': step(lambda: winograd_conv3x3(xc, weight, bias, self.tile)),
+                    'direct': step(lambda: F.conv2d(xc, weight, bias, 1, 1))}
+
+        with torch.enable_grad():
+            return _decision(self.conv_shape(x, gradients), paths)
 
     def _checksum(self, weight: Tensor) -> float:
         """Dot product of the weight with a fixed random probe of its shape and strides."""
