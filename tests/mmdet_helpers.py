@@ -87,3 +87,24 @@ def frame_batch(model: torch.nn.Module, cityscapes_sample: Path, size=(256, 128)
     data = dict(inputs=[torch.from_numpy(img).permute(2, 0, 1).contiguous()],
                 data_samples=[DetDataSample(metainfo=meta)])
     return model.data_preprocessor(data, False)
+
+
+def same_weight_detectors(ref_cfg: Config, our_cfg: Config):
+    """mmdet's detector with :func:`randomize_backbone_and_neck_` weights and ours with its
+    state dict loaded strictly, both in eval mode: ``(ref, ours)``."""
+    ref = build_detector(ref_cfg)
+    randomize_backbone_and_neck_(ref)
+    ours = build_detector(our_cfg)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    return ref.eval(), ours.eval()
+
+
+def assert_equal_features(ref: torch.nn.Module, ours: torch.nn.Module, inputs: torch.Tensor):
+    """``extract_feat`` of both detectors on ``inputs``, asserted bit for bit equal (the
+    message gives the largest difference); returns ``(feats_ref, feats_ours)``."""
+    with torch.no_grad():
+        feats_ref, feats_ours = ref.extract_feat(inputs), ours.extract_feat(inputs)
+    assert [tuple(f.shape) for f in feats_ours] == [tuple(f.shape) for f in feats_ref]
+    diff = max((a - b).abs().max().item() for a, b in zip(feats_ref, feats_ours))
+    assert all(torch.equal(a, b) for a, b in zip(feats_ref, feats_ours)), diff
+    return feats_ref, feats_ours

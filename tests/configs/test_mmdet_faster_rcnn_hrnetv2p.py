@@ -1,8 +1,8 @@
 """configs/mmdet/faster-rcnn_hrnetv2p-*: parameter counts and parity with mmdet's own detector."""
 import pytest
 import torch
-from mmdet_helpers import (build_detector, count_parameters, frame_batch, mmdet_config,
-                           our_config, randomize_backbone_and_neck_)
+from mmdet_helpers import (assert_equal_features, build_detector, count_parameters,
+                           frame_batch, mmdet_config, our_config, same_weight_detectors)
 
 THEIRS = {'w18': 'faster-rcnn_hrnetv2p-w18-1x_coco.py',
           'w32': 'faster-rcnn_hrnetv2p-w32-1x_coco.py',
@@ -59,24 +59,16 @@ def test_w32_parity_with_mmdet_detector(cityscapes_sample):
     for cfg in (ref_cfg, our_cfg):
         # Random heads score every class near 1/81: keep all boxes so there is something to compare.
         cfg.model.test_cfg.rcnn.score_thr = 0.0
-    ref = _build(ref_cfg)
-    randomize_backbone_and_neck_(ref)
-    ours = _build(our_cfg)
-    ours.load_state_dict(ref.state_dict(), strict=True)
-    ref.eval()
-    ours.eval()
+    ref, ours = same_weight_detectors(ref_cfg, our_cfg)
 
     data = frame_batch(ref, cityscapes_sample)     # 128x256: sides multiples of 32
     inputs, samples = data['inputs'], data['data_samples']
 
     # Our backbone and neck run mmdet's ops in mmdet's order (same weights, same kernels), so
     # features, proposals and detections are bit for bit equal, on any CPU.
+    feats_ref, feats_ours = assert_equal_features(ref, ours, inputs)
+    assert len(feats_ours) == 5
     with torch.no_grad():
-        feats_ref, feats_ours = ref.extract_feat(inputs), ours.extract_feat(inputs)
-        assert len(feats_ours) == len(feats_ref) == 5
-        feat_diff = max((a - b).abs().max().item() for a, b in zip(feats_ref, feats_ours))
-        assert all(torch.equal(a, b) for a, b in zip(feats_ref, feats_ours)), feat_diff
-
         props_ref = ref.rpn_head.predict(feats_ref, samples, rescale=False)[0]
         props_ours = ours.rpn_head.predict(feats_ours, samples, rescale=False)[0]
         assert len(props_ours) == len(props_ref) > 0

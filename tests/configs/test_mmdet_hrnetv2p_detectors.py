@@ -11,9 +11,9 @@ from functools import lru_cache
 
 import pytest
 import torch
-from mmdet_helpers import (OUR_CONFIGS, build_detector, count_parameters, frame_batch,
-                           mmdet_config, our_config, randomize_backbone_and_neck_,
-                           without_scope_keys)
+from mmdet_helpers import (OUR_CONFIGS, assert_equal_features, build_detector,
+                           count_parameters, frame_batch, mmdet_config, our_config,
+                           same_weight_detectors, without_scope_keys)
 
 ARCHS = ('w18', 'w32', 'w40', 'w48')
 #: detector -> (our file name pattern, mmdet's file per width). mmdet has no W48 detector, and
@@ -136,23 +136,14 @@ def test_w18_features_and_detections_equal_mmdets(det, cityscapes_sample):
         # At most 10 (a mask head on 100 RoIs is ~46 GFLOP).
         test_cfg = cfg.model.test_cfg if det == 'fcos' else cfg.model.test_cfg.rcnn
         test_cfg.update(score_thr=0.0, max_per_img=10)
-    ref = build_detector(ref_cfg)
-    randomize_backbone_and_neck_(ref)
-    ours = build_detector(our_cfg)
-    ours.load_state_dict(ref.state_dict(), strict=True)
-    ref.eval()
-    ours.eval()
+    ref, ours = same_weight_detectors(ref_cfg, our_cfg)
 
     data = frame_batch(ref, cityscapes_sample)      # 128x256: sides multiples of 32
     inputs, samples = data['inputs'], data['data_samples']
+    _, feats_ours = assert_equal_features(ref, ours, inputs)
+    first = 32 if det == 'fcos' else 64              # stride 8 (FCOS) or 4 on a 256-wide image
+    assert [f.shape[-1] for f in feats_ours] == [first // 2**i for i in range(5)]
     with torch.no_grad():
-        feats_ref, feats_ours = ref.extract_feat(inputs), ours.extract_feat(inputs)
-        assert [tuple(f.shape) for f in feats_ours] == [tuple(f.shape) for f in feats_ref]
-        first = 32 if det == 'fcos' else 64          # stride 8 (FCOS) or 4 on a 256-wide image
-        assert [f.shape[-1] for f in feats_ours] == [first // 2**i for i in range(5)]
-        diff = max((a - b).abs().max().item() for a, b in zip(feats_ref, feats_ours))
-        assert all(torch.equal(a, b) for a, b in zip(feats_ref, feats_ours)), diff
-
         det_ref = ref.predict(inputs, samples, rescale=False)[0].pred_instances
         det_ours = ours.predict(inputs, samples, rescale=False)[0].pred_instances
     assert len(det_ours) == len(det_ref) == 10
