@@ -3,14 +3,11 @@ our W18-small config trained from scratch with tools/train.py, evaluated with to
 reloaded from its checkpoint with mmseg's own ``init_model`` and run on the image."""
 import glob
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import mmcv
 import numpy as np
+from detector_e2e import run_script
 from mmseg.apis import inference_model, init_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -55,12 +52,8 @@ randomness = dict(seed=0)
 
 
 def _run(args, timeout):
-    # One OpenMP thread: faster than two on a busy 2-core machine (see test_mmdet_e2e.py).
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, *map(str, args)], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=timeout, env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert proc.returncode == 0, f'{args[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}'
-    return time.perf_counter() - start
+    """Wall seconds of a repository script run (one OpenMP thread; see detector_e2e)."""
+    return run_script(args, timeout=timeout)[1]
 
 
 def test_w18_small_trains_evaluates_and_reloads_on_real_frame(cityscapes_sample, tmp_path):
