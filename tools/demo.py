@@ -44,15 +44,13 @@ def run_demo(work_dir: Path, iters: Optional[int] = None, data_root: Path = REPO
              ) -> dict:
     """Run the three steps; return ``dict(mIoU=..., seconds=..., overlays=[...])``."""
     sys.path.insert(0, str(REPO))
-    from mmseg_hrplus.datasets.synthetic_cityscapes import make_synthetic_cityscapes
+    from mmseg_hrplus.datasets.synthetic_cityscapes import (data_root_options,
+                                                            make_synthetic_cityscapes)
 
     start = time.time()
     counts = make_synthetic_cityscapes(data_root)
     print(f'synthetic dataset in {data_root}: {counts}', flush=True)
-    options = [f'data_root={data_root}',
-               f'train_dataloader.dataset.data_root={data_root}',
-               f'val_dataloader.dataset.data_root={data_root}',
-               f'test_dataloader.dataset.data_root={data_root}']
+    options = [f'{key}={value}' for key, value in data_root_options(data_root).items()]
     if iters is not None:
         options += [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
                     f'default_hooks.checkpoint.interval={iters}',

@@ -163,3 +163,12 @@ def make_synthetic_cityscapes(root, num_train: int = 40, num_val: int = 10,
             cv2.imwrite(str(ann_dir / f'{stem}_gtFine_labelTrainIds.png'), label)
     marker.write_text(json.dumps(spec))
     return dict(train=num_train, val=num_val)
+
+
+def data_root_options(root) -> Dict[str, str]:
+    """The config overrides that point a Cityscapes-layout config (the quickstart's) at
+    ``root``: ``data_root`` and the three dataloaders' ``dataset.data_root``."""
+    root = str(root)
+    return {'data_root': root, **{f'{loader}.dataset.data_root': root
+                                  for loader in ('train_dataloader', 'val_dataloader',
+                                                 'test_dataloader')}}

@@ -136,13 +136,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def data_options(root: str, size: Sequence[int] = (128, 256)) -> Dict[str, object]:
     """Generate the synthetic dataset (``size`` = H, W) in ``root``; the overrides that make a
     config read it (and, for a size other than the demo's, crop and pad to it)."""
-    from mmseg_hrplus.datasets.synthetic_cityscapes import make_synthetic_cityscapes
+    from mmseg_hrplus.datasets.synthetic_cityscapes import (data_root_options,
+                                                            make_synthetic_cityscapes)
 
     make_synthetic_cityscapes(root, size=tuple(size))
     extra = {} if tuple(size) == (128, 256) else {
         'model.data_preprocessor.size': tuple(size)}
-    return {**extra, 'data_root': root, 'train_dataloader.dataset.data_root': root,
-            'val_dataloader.dataset.data_root': root, 'test_dataloader.dataset.data_root': root}
+    return {**extra, **data_root_options(root)}
 
 
 def default_shape(config: str, cfg_options: dict) -> tuple:
