@@ -19,7 +19,9 @@ What it does:
    the reference (also optimised with ``--optimize-reference``), one warm-up call each, then
    ``--repeats`` rounds in which every variant runs once (the order rotates per round);
    reports min and median, ``speedup = reference time / our time``, the max abs logit
-   difference to the reference and, for ``--compile``, the first call's time (the compile);
+   difference to the reference and, for ``--compile``, the first call's time (the compile)
+   with what inductor's FX graph cache did in it (graphs loaded = hits, compiled = misses;
+   :mod:`mmseg_hrplus.apis.inductor`);
 4. one training step (``model.loss`` + backward + SGD with momentum) of ours and the
    reference, interleaved the same way (``--train-repeats``, 0 to skip); with
    ``--train-winograd`` also ours built with the backbone's
@@ -59,6 +61,7 @@ if str(REPO) not in sys.path:
 
 import mmseg_hrplus  # noqa: E402,F401  (registers our models, compat)
 from mmseg_hrplus.apis.cpu_info import cpu_info  # noqa: E402
+from mmseg_hrplus.apis.inductor import inductor_cache_counts, inductor_cache_dir  # noqa: E402
 from mmseg_hrplus.apis.optimize import optimize_for_inference  # noqa: E402
 from mmseg_hrplus.benchmark.build import WINOGRAD_CONV_CFG, build_model  # noqa: E402
 from mmseg_hrplus.benchmark.memory import peak_rss_mb, run_memory_probe  # noqa: E402
@@ -168,15 +171,21 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
         onnx_source = 'ours_optimized' if 'ours_optimized' in models else 'ours'
         fns['onnxruntime'], prepare_s = onnxruntime_infer_fn(
             models[onnx_source], inputs, args.threads or torch.get_num_threads())
-    logits, first_call_s = {}, {}
+    logits, first_call_s, compile_cache = {}, {}, None
     for name, fn in fns.items():  # the first call of a compiled model compiles it
+        cache_before = inductor_cache_counts()
         start = time.perf_counter()
         logits[name] = fn().float()
         first_call_s[name] = time.perf_counter() - start
+        if name == 'ours_optimized_compiled':
+            compile_cache = {k: n - cache_before[k]
+                             for k, n in inductor_cache_counts().items()}
     times = interleaved_times(fns, args.repeats, device)
     inference = summarise(times, 'reference' if ref is not None else None)
     inference['shape'] = list(args.shape)
     inference['first_call_s'] = first_call_s
+    if compile_cache is not None:
+        inference['compile_cache'] = dict(fx_graphs=compile_cache, dir=inductor_cache_dir())
     anchor = logits['reference'] if ref is not None else logits['ours']
     inference['max_abs_diff'] = {
         name: float((value - anchor).abs().max()) for name, value in logits.items()
@@ -199,8 +208,10 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
     for name in times:
         print(_fmt_row(name, inference))
     if args.compile:
+        graphs = ', '.join(f'{n} {k}' for k, n in compile_cache.items() if n)
         print(f'  ours_optimized_compiled first call (compiles): '
-              f'{first_call_s["ours_optimized_compiled"]:.1f} s')
+              f'{first_call_s["ours_optimized_compiled"]:.1f} s; inductor FX graph cache: '
+              f'{graphs or "not used"} ({inductor_cache_dir()})')
     if args.onnxruntime:
         ort_report = inference['onnxruntime']
         print(f'  onnxruntime {ort_report["version"]} (export + session {prepare_s:.1f} s) vs '

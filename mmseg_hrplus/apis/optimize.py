@@ -31,11 +31,11 @@ largest logit (0.96; BN-calibrated random weights).
   channel with weights summing to one (so the bias is added once). The per-stream convs then
   run at each stream's own resolution. Alone, it changes the logits by at most 1.2e-5 of the
   largest (tests, SHALLOW; measured 1.3e-6), within the DEEP bound of all the rewrites.
-* **torch.compile** (opt-in, ``compile=True``): the backbone and the decode head's forward
-  are compiled by inductor with ``freezing`` (weights as constants: prepacked oneDNN weights,
-  conv + bias + ReLU/add fused into one kernel). Same arithmetic up to float rounding; the
-  first call per input size compiles (87 s to 161 s for HRNet-W48 at 1x3x512x1024 on this
-  busy 2-core CPU, 603 s with it 4-6x oversubscribed).
+* **torch.compile** (opt-in, ``compile=True``, :mod:`mmseg_hrplus.apis.inductor`): the
+  backbone and the decode head's forward are compiled by inductor with ``freezing`` (weights as
+  constants: prepacked oneDNN weights, conv + bias + ReLU/add fused into one kernel). Same
+  arithmetic up to float rounding; the first call per input size compiles, and a later
+  process loads the compiled graphs from inductor's on-disk cache (see that module).
 * **Winograd** (opt-in, ``winograd=True``): wide 3x3 stride-1 convs computed by Winograd's
   F(4x4, 3x3), 4x fewer multiply-adds (:mod:`mmseg_hrplus.models.layers.winograd`); the only
   rewrite here that does less arithmetic rather than less overhead, and it rounds more (tests
@@ -56,6 +56,7 @@ from mmseg.models.decode_heads import FCNHead
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmseg_hrplus.apis.inductor import compile_for_inference
 from mmseg_hrplus.models.decode_heads import ResizeSumFCNHead
 from mmseg_hrplus.models.layers import WinogradConv2d
 from mmseg_hrplus.models.layers.winograd import DEFAULT_MIN_CHANNELS
@@ -369,24 +370,3 @@ def _run_once(model: nn.Module, example_input: Union[Tensor, Sequence[int]]) -> 
             model(example_input, mode='tensor')
         else:
             model(example_input)
-
-
-def compile_for_inference(model: nn.Module) -> None:
-    """Compile (inductor, ``freezing=True``) the backbone and every decode head's ``forward``
-    of an eval-mode, gradient-free ``model``, in place. mmseg calls ``decode_head.forward``
-    directly (not ``__call__``), hence the bound-method replacement for heads."""
-    options = {'freezing': True}
-    backbone = getattr(model, 'backbone', None)
-    if backbone is None:
-        model.compile(options=options)
-        return
-    backbone.compile(options=options)
-    for head in _decode_heads(model):
-        head.forward = torch.compile(head.forward, options=options)
-
-
-def _decode_heads(model: nn.Module) -> List[nn.Module]:
-    heads = getattr(model, 'decode_head', None)
-    if heads is None:
-        return []
-    return list(heads) if isinstance(heads, nn.ModuleList) else [heads]

@@ -1,0 +1,44 @@
+"""optimize_for_inference(compile=True): the compiled model gives the eager logits, and a second
+process reuses the first one's compiled graphs from inductor's on-disk cache, with its own
+weights (see :mod:`mmseg_hrplus.apis.inductor`)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch._inductor.config as inductor_config
+
+from float_bounds import DEEP, assert_close_relative
+from tiny_models import relative_error
+
+PROBE = Path(__file__).with_name('compile_probe.py')
+
+
+def _probe(seed: int, cache_dir: Path, out: Path) -> dict:
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(cache_dir), OMP_NUM_THREADS='1')
+    done = subprocess.run([sys.executable, str(PROBE), str(seed), str(out)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return torch.load(out)
+
+
+@pytest.mark.skipif(not getattr(inductor_config, 'fx_graph_cache', False),
+                    reason='this torch has no inductor FX graph cache (torch 2.1) or keeps it off')
+def test_second_process_loads_compiled_graphs_and_uses_its_own_weights(tmp_path):
+    cache_dir = tmp_path / 'inductor'
+    first = _probe(1, cache_dir, tmp_path / 'first.pt')
+    second = _probe(2, cache_dir, tmp_path / 'second.pt')
+
+    # the first process compiled every graph (backbone, head) and stored it
+    assert first['cache']['miss'] >= 2 and first['cache']['hit'] == 0, first['cache']
+    assert first['cache']['bypass'] == 0, first['cache']
+    # the second compiled nothing: every graph came from the cache
+    assert second['cache'] == dict(hit=first['cache']['miss'], miss=0, bypass=0), \
+        (first['cache'], second['cache'])
+
+    for run in (first, second):
+        assert_close_relative(run['compiled'], run['eager'], DEEP, 'compiled vs eager')
+    # other weights, other logits: the cache did not carry the first process's frozen weights
+    assert relative_error(second['eager'], first['eager']) > 0.1
