@@ -7,10 +7,13 @@
 #   faster: with autotune each conv shape times Winograd against the direct conv once (in
 #   training, forward and backward together) on the running CPU and keeps the faster; on GPUs
 #   it is nn.Conv2d (cuDNN chooses its own algorithms);
+# - backbone channels_last: weights and activations in NHWC layout, which the Winograd tiling
+#   and oneDNN read without reorders (the head stays NCHW, measured faster so);
 # - head: ResizeSumFCNHead applies the first 1x1 conv per stream before upsampling.
 # Measured by tools/benchmark.py against mmseg's fcn_hr48 with the same weights (README).
 _base_ = ['../hrnet_w48_cityscapes.py']
 
 model = dict(
-    backbone=dict(conv_cfg=dict(type='mmseg_hrplus.WinogradConv2d', autotune=True)),
+    backbone=dict(conv_cfg=dict(type='mmseg_hrplus.WinogradConv2d', autotune=True),
+                  channels_last=True),
     decode_head=dict(type='mmseg_hrplus.ResizeSumFCNHead'))

@@ -4,6 +4,7 @@ import os
 
 import mmseg
 import pytest
+import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
@@ -84,3 +85,8 @@ def test_fast_w48_config_is_fcn_hr48_with_less_arithmetic(repo_root):
     # module; stage2 has 1 module (1 wide branch), stage3 4 (2), stage4 3 (3).
     assert len(winograd) == 8 * (1 * 1 + 4 * 2 + 3 * 3)
     assert cfg.train_cfg.max_iters == 80000 and cfg.model.backbone.arch == 'w48'
+    # the backbone computes in NHWC, the head in NCHW (README, speed section)
+    assert model.backbone.channels_last
+    assert all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+               for p in model.backbone.parameters() if p.dim() == 4 and p.shape[2:] != (1, 1))
+    assert all(p.is_contiguous() for p in model.decode_head.parameters())

@@ -443,6 +443,13 @@ class HRNet(BaseModule):
             straight to the target). They agree whenever the target is ``2**k`` times the
             source; on odd stream sizes (e.g. a 250x500 input, 1/4 stream 63x125) only
             'single' reproduces official checkpoints. Nearest mode always resizes once.
+        channels_last: keep the 4-D weights and compute in ``torch.channels_last`` (NHWC)
+            layout: the input is converted at the start of ``forward``, and the streams come
+            out NHWC. Same parameters, keys and results up to float rounding; checkpoints
+            load either way. On CPU it makes oneDNN skip a layout reorder per conv, and with
+            Winograd convs (``conv_cfg``) the tiling reads contiguous channels: the fast W48
+            config trains faster with it (README). On GPUs it is the layout tensor cores
+            want under AMP.
 
     Shapes:
         input ``(N, in_channels, H, W)`` of any size; output ``out_specs``-many tensors, stream
@@ -469,7 +476,8 @@ class HRNet(BaseModule):
                  new_branch: Optional[str] = None,
                  upsample_mode: str = 'bilinear',
                  align_corners: Optional[bool] = False,
-                 fuse_resize: str = 'two_step'):
+                 fuse_resize: str = 'two_step',
+                 channels_last: bool = False):
         if pretrained is not None:
             if init_cfg is not None:
                 raise ValueError('pretrained and init_cfg are both set; use init_cfg only')
@@ -515,6 +523,9 @@ class HRNet(BaseModule):
         _choice('frozen_stages', frozen_stages, tuple(range(-1, 5)))
         if not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f'in_channels={in_channels!r} must be a positive int')
+        if not isinstance(channels_last, bool):
+            raise ValueError(f'channels_last={channels_last!r} is not supported; allowed values: '
+                             f'True, False')
 
         self.arch = arch
         self.stage_specs = stages
@@ -529,6 +540,7 @@ class HRNet(BaseModule):
         self.norm_eval = norm_eval
         self.with_cp = with_cp
         self.zero_init_residual = zero_init_residual
+        self.channels_last = channels_last
 
         # Stem: two stride-2 3x3 convs to 1/4. build_norm_layer's postfix gives the names
         # bn1/bn2 (gn1/gn2 for GN) of the published checkpoints.
@@ -563,6 +575,10 @@ class HRNet(BaseModule):
             self.add_module(f'stage{s}', stage)
         self._out_channels = tuple(channels)
         self._freeze_stages()
+        if channels_last:
+            # In place: weight init and checkpoint loading write into these tensors (copy_),
+            # so they keep the layout; so do .to(device) and the optimizer's state.
+            self.to(memory_format=torch.channels_last)
 
     @property
     def norm1(self) -> nn.Module:
@@ -641,7 +657,9 @@ class HRNet(BaseModule):
 
     def forward(self, x: Tensor) -> List[Tensor]:
         """Args: x: ``(N, in_channels, H, W)``. Returns: list of ``(N, C_b, H_b, W_b)``, one
-        per ``out_specs`` entry."""
+        per ``out_specs`` entry (in channels_last layout with ``channels_last=True``)."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.relu(self.norm1(self.conv1(x)))
         x = self.relu(self.norm2(self.conv2(x)))
         ys = [run_blocks(self.layer1, x, self.with_cp)]

@@ -16,7 +16,7 @@ from mmseg.models.decode_heads import FCNHead
 from torch.autograd import DeviceType
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from float_bounds import SHALLOW, assert_close_relative
+from float_bounds import DEEP, SHALLOW, WINOGRAD_DEEP, assert_close_relative
 from mmseg_hrplus.models.backbones.hrnet import ARCH_PRESETS, HRNet, arch_to_extra
 from mmseg_hrplus.models.utils.feature_spec import check_in_channels
 from tiny_models import randomize_conv_bn_, tiny_hrnet_extra
@@ -394,6 +394,51 @@ def test_with_cp_lowers_peak_memory_same_step():
                   'BN running statistics')
 
 
+# ---------------------------------------------------------------- channels_last
+
+
+def _is_nhwc(t: torch.Tensor) -> bool:
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
+@pytest.mark.parametrize('conv_cfg, bound', [
+    (None, DEEP),
+    (dict(type='mmseg_hrplus.WinogradConv2d', min_channels=8, autotune=False), WINOGRAD_DEEP)])
+def test_channels_last_same_function_weights_and_checkpoints(conv_cfg, bound, tmp_path):
+    """NHWC weights and activations compute what the NCHW model computes, forward and backward,
+    in train mode; the layout survives init_weights and checkpoint loading, and the checkpoint
+    loads into an NCHW model unchanged."""
+    plain = _randomize(HRNet(extra=TINY, conv_cfg=conv_cfg))
+    nhwc = HRNet(extra=TINY, conv_cfg=conv_cfg, channels_last=True)
+    nhwc.init_weights()
+    nhwc.load_state_dict(plain.state_dict(), strict=True)
+    spatial = [name for name, p in nhwc.named_parameters() if p.dim() == 4 and p.shape[2] > 1]
+    assert spatial and all(_is_nhwc(nhwc.get_parameter(name)) for name in spatial)
+
+    x = torch.randn(2, 3, 64, 72)
+    outputs, grads = [], []
+    for model in (plain, nhwc):
+        model.train()
+        inputs = x.clone().requires_grad_()
+        ys = model(inputs)
+        sum((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum() for y in ys).backward()
+        outputs.append(ys)
+        grads.append([inputs.grad] + [model.get_parameter(name).grad for name in spatial])
+    assert all(_is_nhwc(y) for y in outputs[1])
+    assert_close_relative(outputs[1], outputs[0], bound, 'channels_last outputs')
+    assert_close_relative(grads[1], grads[0], bound, 'channels_last input and weight gradients')
+    # gradients take the weights' layout, so optimizer state (momentum) follows it
+    assert all(_is_nhwc(g) for g in grads[1][1:])
+    assert_close_relative(list(_bn_stats(nhwc).values()), list(_bn_stats(plain).values()),
+                          bound, 'BN running statistics after the step')
+
+    torch.save(nhwc.state_dict(), tmp_path / 'nhwc.pth')
+    back = HRNet(extra=TINY, conv_cfg=conv_cfg)
+    back.load_state_dict(torch.load(tmp_path / 'nhwc.pth'), strict=True)
+    assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(),
+                                                  nhwc.state_dict().values()))
+
+
 # ---------------------------------------------------------------- arguments and presets
 
 
@@ -404,6 +449,7 @@ def test_with_cp_lowers_peak_memory_same_step():
     (dict(fuse_order='sideways'), r"fuse_order='sideways'.*'conv_first', 'upsample_first'"),
     (dict(new_branch='random'), r"new_branch='random'.*'from_lowest', 'from_all'"),
     (dict(frozen_stages=5), r'frozen_stages=5.*-1, 0, 1, 2, 3, 4'),
+    (dict(channels_last='yes'), r"channels_last='yes'.*allowed values: True, False"),
     (dict(upsample_mode='nearest', align_corners=True), r'align_corners=True'),
     (dict(arch='w18', extra=TINY), r'arch=.*extra'),
     (dict(extra={k: v for k, v in TINY.items() if k != 'stage4'}), r'stage4'),
