@@ -130,7 +130,10 @@ def _fmt_row(name: str, section: dict) -> str:
         sp = section['speedup'][name]
         row += f'  speedup vs reference: min {sp["min"]:.3f}x  median {sp["median"]:.3f}x'
     if name in section.get('max_abs_diff', {}):
-        row += f'  max|diff| {section["max_abs_diff"][name]:.2e}'
+        diff = section['max_abs_diff'][name]
+        row += f'  max|diff| {diff:.2e}'
+        if section.get('logit_abs_max'):
+            row += f' ({diff / section["logit_abs_max"]:.2e} rel)'
     return row
 
 
