@@ -15,7 +15,7 @@ TESTS_TORCH21 := tests/checkpoint tests/test_checkpoint_loading.py \
 	tests/apis/test_video.py tests/apis/test_mmseg_inferencer.py tests/tools/test_dist_train.py \
 	tests/tools/test_multinode_train.py \
 	tests/configs/test_every_config.py tests/models/backbones/test_hrnet.py \
-	tests/models/backbones/test_bisenetv2.py tests/test_compat.py
+	tests/models/backbones/test_bisenetv2.py tests/models/test_winograd_conv.py tests/test_compat.py
 
 .PHONY: install test demo lint clean install-torch21 test-torch21
 

@@ -193,6 +193,15 @@ def min_seconds(fns: Dict[str, Callable[[], object]], repeats: int = AUTOTUNE_RE
     return best
 
 
+def _cpu_autocast_enabled() -> bool:
+    """Whether CPU autocast is on: ``torch.is_autocast_enabled('cpu')`` where torch takes a
+    device type (recent releases), ``torch.is_autocast_cpu_enabled()`` before (torch 2.1)."""
+    try:
+        return torch.is_autocast_enabled('cpu')
+    except TypeError:
+        return torch.is_autocast_cpu_enabled()
+
+
 def _is_channels_last(x: Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
@@ -457,7 +466,7 @@ class WinogradConv2d(nn.Conv2d):
         # the tiling here depends on the input size, which a trace would freeze.
         if (not self.uses_winograd or x.device.type != 'cpu' or torch.jit.is_tracing()
                 or x.dtype not in (torch.float32, torch.float64)
-                or torch.is_autocast_enabled('cpu')):
+                or _cpu_autocast_enabled()):
             return super().forward(x)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'{type(self).__name__} expects (N, {self.in_channels}, H, W) '
