@@ -14,6 +14,7 @@ TESTS_TORCH21 := tests/checkpoint tests/test_checkpoint_loading.py \
 	tests/tools/test_demo.py tests/tools/test_infer.py tests/tools/test_infer_video.py \
 	tests/apis/test_video.py tests/apis/test_mmseg_inferencer.py tests/tools/test_dist_train.py \
 	tests/tools/test_multinode_train.py \
+	tests/tools/test_export_onnx.py tests/benchmark/test_onnxruntime_peer.py \
 	tests/configs/test_every_config.py tests/models/backbones/test_hrnet.py \
 	tests/models/backbones/test_bisenetv2.py tests/models/test_winograd_conv.py tests/test_compat.py
 

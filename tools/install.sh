@@ -29,7 +29,7 @@ case "$STACK" in
         VENV=${1:-.venv-torch21}
         TORCH_SPEC=torch==2.1.2
         STACK_CONSTRAINTS=requirements/constraints-torch21.txt
-        EXTRAS=()
+        EXTRAS=(-r requirements/onnx.txt)   # ONNX export must work on torch 2.1 too: tested there
         # pip keys its wheel cache by the mmcv sdist, not by torch: a wheel built against the
         # main stack's torch would be reused here and fail to load its ops. Own cache dir.
         MMCV_CACHE=(--cache-dir "${XDG_CACHE_HOME:-$HOME/.cache}/pip-mmcv-torch21")

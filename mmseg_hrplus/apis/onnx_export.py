@@ -8,6 +8,7 @@ The exporter traces one forward pass, so a size the Python code turns into a con
 frozen at the example input; our HRNet and heads take every size from the tensors while
 tracing, so one graph is exact at every input size (see ``tools/deployment/export_onnx.py``).
 """
+import inspect
 from typing import List, Sequence, Tuple
 
 import numpy as np
@@ -64,12 +65,22 @@ def export_onnx(segmentor: nn.Module, out: str, shape: Shape = (512, 1024),
     example = torch.rand(1, 3, *shape)
     axes = {0: 'batch', 2: 'height', 3: 'width'}
     with torch.no_grad():
-        torch.onnx.export(graph, (example, ), out, dynamo=False, opset_version=opset,
+        torch.onnx.export(graph, (example, ), out, opset_version=opset,
                           input_names=['input'], output_names=['logits'],
                           dynamic_axes={'input': axes, 'logits': axes},
-                          do_constant_folding=True)
+                          do_constant_folding=True, **_torchscript_exporter())
     onnx.checker.check_model(onnx.load(out))
     return out
+
+
+
+def _torchscript_exporter() -> dict:
+    """The ``torch.onnx.export`` keyword that selects the TorchScript-based exporter: recent
+    torch takes ``dynamo=False`` (its default turned to the dynamo exporter); torch 2.1 has no
+    such argument and only that exporter."""
+    if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
+        return dict(dynamo=False)
+    return {}
 
 
 def verify_onnx(segmentor: nn.Module, onnx_path: str, shapes: Sequence[Shape],
