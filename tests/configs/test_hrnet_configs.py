@@ -4,12 +4,12 @@ import os
 
 import mmseg
 import pytest
-import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from mmseg_hrplus.models.backbones.hrnet import HRNet
+from mmseg_hrplus.models.utils.memory_format import is_channels_last
 
 MMSEG_CONFIGS = os.path.join(os.path.dirname(mmseg.__file__), '.mim', 'configs')
 
@@ -87,6 +87,6 @@ def test_fast_w48_config_is_fcn_hr48_with_less_arithmetic(repo_root):
     assert cfg.train_cfg.max_iters == 80000 and cfg.model.backbone.arch == 'w48'
     # the backbone computes in NHWC, the head in NCHW (README, speed section)
     assert model.backbone.channels_last
-    assert all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-               for p in model.backbone.parameters() if p.dim() == 4 and p.shape[2:] != (1, 1))
+    assert all(is_channels_last(p) for p in model.backbone.parameters()
+               if p.dim() == 4 and p.shape[2:] != (1, 1))
     assert all(p.is_contiguous() for p in model.decode_head.parameters())

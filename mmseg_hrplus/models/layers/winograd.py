@@ -57,6 +57,7 @@ direct convs vs 1.40x with Winograd on an AVX-512 EPYC), hence ``autotune``.
   ``nn.Conv2d``): F(4x4)'s transforms (entries up to 8) would amplify bfloat16 rounding.
 """
 import time
+from functools import partial
 from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import torch
@@ -64,6 +65,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmseg_hrplus.models.utils.memory_format import is_channels_last
 from mmseg_hrplus.registry import MODELS
 
 #: (B^T, G, A^T) of F(m x m, 3 x 3) per output tile size m (interpolation points 0, +-1 for
@@ -193,17 +195,19 @@ def min_seconds(fns: Dict[str, Callable[[], object]], repeats: int = AUTOTUNE_RE
     return best
 
 
-def _cpu_autocast_enabled() -> bool:
-    """Whether CPU autocast is on: ``torch.is_autocast_enabled('cpu')`` where torch takes a
-    device type (recent releases), ``torch.is_autocast_cpu_enabled()`` before (torch 2.1)."""
+def _cpu_autocast_check() -> Callable[[], bool]:
+    """The check for CPU autocast this torch offers, picked once: ``is_autocast_enabled('cpu')``
+    where it takes a device type (recent releases), ``is_autocast_cpu_enabled`` before (torch
+    2.1), so the forward pass does not probe the signature on every call."""
     try:
-        return torch.is_autocast_enabled('cpu')
+        torch.is_autocast_enabled('cpu')
     except TypeError:
-        return torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_cpu_enabled
+    return partial(torch.is_autocast_enabled, 'cpu')
 
 
-def _is_channels_last(x: Tensor) -> bool:
-    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+#: Whether CPU autocast is on (see :func:`_cpu_autocast_check`).
+_cpu_autocast_enabled = _cpu_autocast_check()
 
 
 def _matrices(tile: int, like: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -275,8 +279,7 @@ def _untile(y: Tensor, n: int, h: int, w: int, tile: int, like: Tensor,
     rows, cols = _tile_grid(h, w, tile)
     tiles = y.view(tile, tile, n, rows, cols, -1)
     c = tiles.shape[-1]
-    channels_last = (like.is_contiguous(memory_format=torch.channels_last)
-                     and not like.is_contiguous())
+    channels_last = is_channels_last(like)
     if channels_last:
         out = like.new_empty(n, rows, tile, cols, tile, c)
         view, bias_shape = tiles.permute(2, 3, 0, 4, 1, 5), (1, 1, 1, 1, 1, c)
@@ -348,8 +351,7 @@ class _WinogradConv3x3(torch.autograd.Function):
         # larger with tile 4: 1.6x the step's peak memory for HRNet-W48); both are recomputed.
         ctx.save_for_backward(x, weight)
         ctx.tile, ctx.x_shape, ctx.has_bias = tile, x.shape, bias is not None
-        ctx.channels_last = (x.is_contiguous(memory_format=torch.channels_last)
-                             and not x.is_contiguous())
+        ctx.channels_last = is_channels_last(x)
         n, _, h, w = x.shape
         return _untile(y, n, h, w, tile, x, bias)
 
@@ -488,7 +490,7 @@ class WinogradConv2d(nn.Conv2d):
     def conv_shape(self, x: Tensor, gradients: str = '') -> ConvShape:
         n, _, h, w = x.shape
         return ConvShape(self.in_channels, self.out_channels, n, h, w, self.tile,
-                         self.bias is not None, _is_channels_last(x), str(x.dtype).split('.')[-1],
+                         self.bias is not None, is_channels_last(x), str(x.dtype).split('.')[-1],
                          torch.get_num_threads(), gradients)
 
     @torch.no_grad()

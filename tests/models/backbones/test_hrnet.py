@@ -19,6 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from float_bounds import DEEP, SHALLOW, WINOGRAD_DEEP, assert_close_relative
 from mmseg_hrplus.models.backbones.hrnet import ARCH_PRESETS, HRNet, arch_to_extra
 from mmseg_hrplus.models.utils.feature_spec import check_in_channels
+from mmseg_hrplus.models.utils.memory_format import is_channels_last
 from tiny_models import randomize_conv_bn_, tiny_hrnet_extra
 
 # Narrow and shallow, but with everything the presets have: a stage-1 Bottleneck projection,
@@ -397,10 +398,6 @@ def test_with_cp_lowers_peak_memory_same_step():
 # ---------------------------------------------------------------- channels_last
 
 
-def _is_nhwc(t: torch.Tensor) -> bool:
-    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
-
-
 @pytest.mark.parametrize('conv_cfg, bound', [
     (None, DEEP),
     (dict(type='mmseg_hrplus.WinogradConv2d', min_channels=8, autotune=False), WINOGRAD_DEEP)])
@@ -413,7 +410,7 @@ def test_channels_last_same_function_weights_and_checkpoints(conv_cfg, bound, tm
     nhwc.init_weights()
     nhwc.load_state_dict(plain.state_dict(), strict=True)
     spatial = [name for name, p in nhwc.named_parameters() if p.dim() == 4 and p.shape[2] > 1]
-    assert spatial and all(_is_nhwc(nhwc.get_parameter(name)) for name in spatial)
+    assert spatial and all(is_channels_last(nhwc.get_parameter(name)) for name in spatial)
 
     x = torch.randn(2, 3, 64, 72)
     outputs, grads = [], []
@@ -424,11 +421,11 @@ def test_channels_last_same_function_weights_and_checkpoints(conv_cfg, bound, tm
         sum((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum() for y in ys).backward()
         outputs.append(ys)
         grads.append([inputs.grad] + [model.get_parameter(name).grad for name in spatial])
-    assert all(_is_nhwc(y) for y in outputs[1])
+    assert all(is_channels_last(y) for y in outputs[1])
     assert_close_relative(outputs[1], outputs[0], bound, 'channels_last outputs')
     assert_close_relative(grads[1], grads[0], bound, 'channels_last input and weight gradients')
     # gradients take the weights' layout, so optimizer state (momentum) follows it
-    assert all(_is_nhwc(g) for g in grads[1][1:])
+    assert all(is_channels_last(g) for g in grads[1][1:])
     assert_close_relative(list(_bn_stats(nhwc).values()), list(_bn_stats(plain).values()),
                           bound, 'BN running statistics after the step')
 
