@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,12 +110,15 @@ def write_narrow_config(path: Path, base: Path, data_root: Path, ann_file: Path,
     return path
 
 
-def run_script(args, cwd=REPO_ROOT, timeout=600) -> Tuple[subprocess.CompletedProcess, float]:
-    """Run a repository script with this Python; returns the process and its wall time (s)."""
+def run_script(args, cwd=REPO_ROOT, timeout=600, env: Optional[Dict[str, str]] = None
+               ) -> Tuple[subprocess.CompletedProcess, float]:
+    """Run a repository script with this Python (``env``: extra environment variables);
+    returns the process and its wall time (s)."""
     # One OpenMP thread: on a busy 2-core machine two made training ~4x slower (measured).
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env=dict(os.environ, OMP_NUM_THREADS='1'))
+                          text=True, timeout=timeout,
+                          env=dict(os.environ, OMP_NUM_THREADS='1', **(env or {})))
     elapsed = time.perf_counter() - start
     assert proc.returncode == 0, f'{args[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}'
     return proc, elapsed

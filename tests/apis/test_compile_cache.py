@@ -1,14 +1,12 @@
 """optimize_for_inference(compile=True): the compiled model gives the eager logits, and a second
 process reuses the first one's compiled graphs from inductor's on-disk cache, with its own
 weights (see :mod:`mmseg_hrplus.apis.inductor`)."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch._inductor.config as inductor_config
+from detector_e2e import run_script
 
 from float_bounds import DEEP, assert_close_relative
 from tiny_models import relative_error
@@ -17,10 +15,7 @@ PROBE = Path(__file__).with_name('compile_probe.py')
 
 
 def _probe(seed: int, cache_dir: Path, out: Path) -> dict:
-    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(cache_dir), OMP_NUM_THREADS='1')
-    done = subprocess.run([sys.executable, str(PROBE), str(seed), str(out)], env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_script([PROBE, seed, out], timeout=900, env=dict(TORCHINDUCTOR_CACHE_DIR=str(cache_dir)))
     return torch.load(out)
 
 
