@@ -214,7 +214,7 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
         graphs = ', '.join(f'{n} {k}' for k, n in compile_cache.items() if n)
         print(f'  ours_optimized_compiled first call (compiles): '
               f'{first_call_s["ours_optimized_compiled"]:.1f} s; inductor FX graph cache: '
-              f'{graphs or "not used"} ({inductor_cache_dir()})')
+              f'{graphs or "not used"} ({inference["compile_cache"]["dir"]})')
     if args.onnxruntime:
         ort_report = inference['onnxruntime']
         print(f'  onnxruntime {ort_report["version"]} (export + session {prepare_s:.1f} s) vs '

@@ -73,7 +73,6 @@ def export_onnx(segmentor: nn.Module, out: str, shape: Shape = (512, 1024),
     return out
 
 
-
 def _torchscript_exporter() -> dict:
     """The ``torch.onnx.export`` keyword that selects the TorchScript-based exporter: recent
     torch takes ``dynamo=False`` (its default turned to the dynamo exporter); torch 2.1 has no
