@@ -1,12 +1,12 @@
 """mmseg_hrplus: HRNet, DeepLabv2 and BiSeNetV2 components for MMSegmentation and MMDetection.
 
 Importing the package registers every component in :data:`mmseg_hrplus.registry.MODELS` and
-calls :func:`mmseg_hrplus.setup` (see :mod:`mmseg_hrplus.activation`: every checkpoint that
+calls :func:`mmseg_hrplus.setup` (see :mod:`mmseg_hrplus.checkpoint.setup`: every checkpoint that
 mmengine reads goes through our safe reader). Set ``MMSEG_HRPLUS_NO_SETUP=1`` to opt out.
 """
 from . import compat  # noqa: F401  (registers the CPU DDP wrapper)
 from . import checkpoint, engine  # noqa: F401  (safe checkpoint reader; hooks)
-from .activation import setup, setup_on_import
+from .checkpoint.setup import setup, setup_on_import
 from .registry import MODELS
 from .version import __version__
 from . import models  # noqa: F401,E402  (registers the components)

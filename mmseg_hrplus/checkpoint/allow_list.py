@@ -1,51 +1,142 @@
-"""What a checkpoint's pickle may ask for: the objects in the files users actually bring.
+"""What a checkpoint's pickle may name, and the checked builder each name stands for.
 
 A pickle is a small program: it names globals (``GLOBAL posix system``), calls them
-(``REDUCE``), creates instances (``NEWOBJ``) and sets their state (``BUILD``). The
-restricted unpickler (:mod:`.restricted_pickle`) lets a file do each of these only with the
-objects listed here. The list covers, found by saving and reading each kind:
+(``REDUCE``), creates instances (``NEWOBJ``) and sets their state (``BUILD``). Here a name never
+resolves to the real object when calling it could do anything but build plain data: it resolves
+to a :class:`Builder`, our own function that checks the exact types and sizes of its arguments
+and then builds the value. The names are those found in the files users bring, by saving and
+reading each kind:
 
-* tensors, parameters and storages as every torch from 0.4 to today writes them (the
-  ``torch._utils._rebuild_*`` functions; storage classes are resolved by ``torch.load`` itself),
-  dtypes, layouts, memory formats, ``torch.device`` and ``torch.Size``;
-* Python containers: ``OrderedDict`` (state dicts, with their ``_metadata``), ``set``,
-  ``frozenset``, ``complex``, ``bytearray``, ``slice``, and the latin-1 ``_codecs.encode`` that
-  protocol-2 pickles use for ``bytes``;
-* numpy arrays, scalars and dtypes under both module spellings (numpy 1 ``numpy.core``, numpy 2
-  ``numpy._core``), which mmengine's ``meta`` and message hub hold, as did the original HRNet
-  and mmseg 0.x training checkpoints (``best_mIoU``);
-* mmengine's ``HistoryBuffer`` and the ``getattr(HistoryBuffer, 'min'|'max'|'current'|'mean')``
-  it pickles in its state; ``builtins.getattr`` resolves to a guard that returns exactly those.
+* tensors and parameters as every torch from 0.4 to today writes them (``torch._utils``'s
+  rebuild functions, see :mod:`.tensors`), storage classes, dtypes, layouts, memory formats,
+  ``torch.device`` and ``torch.Size``;
+* Python containers: ``OrderedDict`` (state dicts, with their ``_metadata``), ``Counter``,
+  ``set``, ``frozenset``, ``complex``, ``bytearray``, ``slice``, and the latin-1
+  ``_codecs.encode`` that protocol-2 pickles use for ``bytes``;
+* numpy arrays, scalars and dtypes under both module spellings (numpy 1 ``numpy.core``, numpy
+  2 ``numpy._core``), protocol 5's ``_frombuffer`` included: numeric and bool dtypes only (an
+  object dtype would let file bytes be read as pointers);
+* mmengine's ``HistoryBuffer`` (message hub) and the statistics methods it keeps in its state
+  (``getattr(HistoryBuffer, 'mean')`` in protocol 2, ``HistoryBuffer.mean`` in protocol 4).
 
-Calls (``REDUCE``) and instance creation (``NEWOBJ``) are allowed only on these objects, compared
-by identity, and ``BUILD`` only on the containers that need it, so no chain of allowed objects
-reaches anything else. A whole pickled ``nn.Module`` (``torch.save(model)``) is refused: it
-needs the model's classes, i.e. importing and running code named by the file.
+What is refused: every other name, any call or instance creation of something that is not a
+builder, a second state update of any object, and state updates outside the few objects whose
+pickles carry one. Sparse, quantized, nested and device-only tensors are not among the names:
+weights files do not hold them, and their rebuild functions trust the file's indices.
 """
 import _compat_pickle
-import codecs
 import collections
 import functools
-import importlib.util
-import sys
-from typing import Any, Callable, Dict, FrozenSet, Tuple
+import math
+import re
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
-from .errors import RefusedByAllowList
+from .errors import Damaged, RefusedByAllowList
+from .names import global_exists
+from .tensors import REBUILD_FUNCTIONS, STORAGE_DTYPES, StorageType
 
-#: The attributes an mmengine checkpoint fetches with ``getattr``: the statistics methods a
-#: ``HistoryBuffer`` keeps in its state.
+#: The statistics methods a ``HistoryBuffer`` keeps in its pickled state.
 HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+#: numpy dtype kinds a file may build: bool, signed, unsigned, float, complex.
+NUMERIC_KINDS = frozenset('biufc')
+_DTYPE_SPEC = re.compile(r'(b1|[iu][1248]|f(2|4|8|16)|c(8|16|32)|\?)\Z')
+_HISTORY_KEYS = frozenset({'max_length', '_log_history', '_count_history',
+                           'statistics_methods'})
 
-#: ``torch._utils`` functions that rebuild tensors and parameters; those missing from the
-#: running torch are skipped (``_rebuild_tensor_v3`` is newer than 2.1, for instance).
-TORCH_REBUILD_FUNCTIONS = (
-    '_rebuild_tensor', '_rebuild_tensor_v2', '_rebuild_tensor_v3', '_rebuild_parameter',
-    '_rebuild_parameter_with_state', '_rebuild_qtensor', '_rebuild_sparse_tensor',
-    '_rebuild_nested_tensor', '_rebuild_meta_tensor_no_storage',
-    '_rebuild_device_tensor_from_numpy')
+
+class Builder:
+    """A name a pickle may call: ``call(unpickler, *args)`` checks the arguments and builds.
+
+    Args:
+        name: how the file names it (for errors).
+        call: the checked builder for ``REDUCE``; None if it may not be called.
+        new: the checked builder for ``NEWOBJ`` (``cls.__new__(cls, *args)``); None if the
+            name may not be instantiated that way.
+    """
+
+    def __init__(self, name: str, call: Optional[Callable] = None,
+                 new: Optional[Callable] = None, target: Any = None) -> None:
+        self.name = name
+        self.call = call
+        self.new = new
+        self.target = target  # the class it stands for, where a pickle names it as a value
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+# ----------------------------------------------------------------------------- python objects
+
+def _sized(value: Any) -> int:
+    return len(value) if isinstance(value, (list, tuple, dict, set, frozenset, bytes,
+                                            bytearray, str)) else 0
+
+
+def _container(kind: type) -> Callable:
+    def build(unpickler, *args):
+        if len(args) > 1 or (args and type(args[0]) not in (list, tuple, set, frozenset, dict)):
+            raise Damaged(f'{kind.__name__}() of something that is not a plain container')
+        if args:
+            unpickler.charge(64 * _sized(args[0]))
+        built = kind(*args)
+        return built
+    return build
+
+
+def _ordered_dict(unpickler, *args):
+    if len(args) > 1 or (args and type(args[0]) not in (list, tuple)):
+        raise Damaged('OrderedDict() of something that is not a list of pairs')
+    if args:
+        unpickler.charge(64 * len(args[0]))
+    built = collections.OrderedDict(*args)
+    unpickler.expect_state(built, _ordered_dict_state)
+    return built
+
+
+def _ordered_dict_state(unpickler, target, state):
+    """A state dict's ``_metadata`` (and any other plain attribute torch's state dicts may
+    carry), but never a name OrderedDict itself has (``keys``, ``__class__``...)."""
+    if type(state) is not dict or not all(
+            type(key) is str and not key.startswith('_' * 2) and
+            not hasattr(collections.OrderedDict, key) for key in state):
+        raise RefusedByAllowList('setting the state of an OrderedDict beyond plain attributes')
+    vars(target).update(state)
+
+
+def _bytearray(unpickler, *args):
+    if args == () or (len(args) == 1 and type(args[0]) is bytes):
+        pass
+    elif len(args) == 2 and type(args[0]) is str and type(args[1]) is str and \
+            args[1] in ('latin-1', 'latin1'):
+        args = (args[0].encode('latin-1'),)
+    else:
+        raise RefusedByAllowList(f'bytearray({", ".join(type(a).__name__ for a in args)})')
+    unpickler.charge(_sized(args[0]) if args else 0)
+    return bytearray(*args)
+
+
+def _latin1_encode(unpickler, text, encoding='utf-8', errors='strict'):
+    """``_codecs.encode`` as protocol-2 pickles use it: ``bytes`` written as latin-1 text."""
+    if type(text) is not str or type(encoding) is not str or type(errors) is not str or \
+            encoding not in ('latin1', 'latin-1') or errors != 'strict':
+        raise RefusedByAllowList(f'_codecs.encode(<{type(text).__name__}>, {encoding!r})')
+    unpickler.charge(len(text))
+    return text.encode('latin-1')
+
+
+def _complex(unpickler, *args):
+    if len(args) > 2 or not all(type(a) in (int, float) for a in args):
+        raise Damaged('complex() of something that is not a number')
+    return complex(*args)
+
+
+def _slice(unpickler, *args):
+    if not 1 <= len(args) <= 3 or not all(a is None or type(a) is int for a in args):
+        raise Damaged('slice() of something that is not an int')
+    return slice(*args)
 
 
 def history_buffer_getattr(obj: Any, name: str) -> Callable:
@@ -55,18 +146,20 @@ def history_buffer_getattr(obj: Any, name: str) -> Callable:
     (``getattr(getattr(np, 'os'), 'system')``), so anything else is refused.
     """
     from mmengine.logging import HistoryBuffer
-    if obj is HistoryBuffer and name in HISTORY_BUFFER_METHODS:
-        return getattr(obj, name)
-    raise RefusedByAllowList(f'getattr({getattr(obj, "__qualname__", type(obj).__name__)}, '
-                             f'{name!r})')
+    is_buffer = isinstance(obj, Builder) and obj.target is HistoryBuffer
+    if is_buffer and name in HISTORY_BUFFER_METHODS:
+        return vars(HistoryBuffer)[name]
+    shown = 'HistoryBuffer' if is_buffer else type(obj).__name__
+    raise RefusedByAllowList(f'getattr({shown}, {name!r})')
 
 
-def latin1_encode(text: str, encoding: str = 'utf-8', errors: str = 'strict') -> bytes:
-    """``_codecs.encode`` as protocol-2 pickles use it: ``bytes`` written as latin-1 text."""
-    if not isinstance(text, str) or encoding not in ('latin1', 'latin-1'):
-        raise RefusedByAllowList(f'_codecs.encode(<{type(text).__name__}>, {encoding!r})')
-    return codecs.encode(text, encoding, errors)
+def _getattr(unpickler, *args):
+    if len(args) != 2 or type(args[1]) is not str:
+        raise RefusedByAllowList('getattr with other arguments than (object, name)')
+    return history_buffer_getattr(*args)
 
+
+# ------------------------------------------------------------------------------------- numpy
 
 def _multiarray():
     try:
@@ -76,35 +169,181 @@ def _multiarray():
     return multiarray
 
 
-def reconstruct_ndarray(subtype: type, shape: Any, dtype: Any) -> np.ndarray:
-    """numpy's ``_reconstruct`` for plain arrays only (a subclass would run its own code)."""
+def _check_numeric(dtype: Any, what: str) -> np.dtype:
+    if not isinstance(dtype, np.dtype) or dtype.kind not in NUMERIC_KINDS or \
+            dtype.fields is not None or dtype.subdtype is not None:
+        raise RefusedByAllowList(f'{what} of dtype {getattr(dtype, "str", type(dtype).__name__)} '
+                                 '(only numeric and bool dtypes are built)')
+    return dtype
+
+
+def _shape(shape: Any, what: str) -> Tuple[int, ...]:
+    if type(shape) is not tuple or len(shape) > 32 or not all(
+            type(n) is int and 0 <= n < (1 << 48) for n in shape):
+        raise Damaged(f'{what} with an invalid shape')
+    return shape
+
+
+def _numpy_dtype(unpickler, spec, align=False, copy=True):
+    """``numpy.dtype('f8', False, True)``, then its state once (byte order only)."""
+    if type(spec) is not str or not _DTYPE_SPEC.match(spec) or type(align) is not bool or \
+            type(copy) is not bool:
+        raise RefusedByAllowList(f'numpy.dtype({spec!r}) (only numeric and bool dtypes)')
+    built = np.dtype(spec, align, True)
+    unpickler.expect_state(built, _dtype_state)
+    return built
+
+
+def _dtype_state(unpickler, target: np.dtype, state: Any) -> None:
+    standard = target.__reduce__()[2]
+    if type(state) is not tuple or len(state) != len(standard) or not all(
+            type(given) is type(usual) and (index == 1 or given == usual)
+            for index, (given, usual) in enumerate(zip(state, standard))) or \
+            state[1] not in ('<', '>', '|', '='):
+        raise RefusedByAllowList('setting a numpy dtype\'s state beyond its byte order')
+    target.__setstate__(state)
+
+
+def _reconstruct(unpickler, subtype, shape, code):
+    """numpy's ``_reconstruct(ndarray, (0,), b'b')``: an empty array whose state comes next."""
     if subtype is not np.ndarray:
         raise RefusedByAllowList(f'numpy _reconstruct of {subtype!r}')
-    return _multiarray()._reconstruct(subtype, shape, dtype)
+    if type(shape) is not tuple or shape != (0,) or type(code) not in (bytes, str) or \
+            code not in (b'b', 'b'):
+        raise Damaged('numpy _reconstruct of something other than an empty array')
+    built = np.empty((0,), np.int8)
+    unpickler.expect_state(built, _array_state)
+    return built
 
+
+def _array_state(unpickler, target: np.ndarray, state: Any) -> None:
+    """An array's state, set once: (1, shape, numeric dtype, fortran, raw bytes)."""
+    if type(state) is not tuple or len(state) != 5 or type(state[0]) is not int or \
+            state[0] != 1 or \
+            type(state[3]) is not bool or type(state[4]) not in (bytes, str):
+        raise Damaged('a numpy array with an invalid state')
+    shape = _shape(state[1], 'a numpy array')
+    dtype = _check_numeric(state[2], 'a numpy array')
+    raw = state[4].encode('latin-1') if type(state[4]) is str else state[4]
+    if len(raw) != math.prod(shape) * dtype.itemsize:
+        raise Damaged(f'a numpy array of shape {shape} with {len(raw)} bytes of data')
+    unpickler.charge(len(raw))
+    target.__setstate__((1, shape, dtype, state[3], raw))
+
+
+def _scalar(unpickler, dtype, data):
+    dtype = _check_numeric(dtype, 'a numpy scalar')
+    if type(data) is str:
+        data = data.encode('latin-1')
+    if type(data) is not bytes or len(data) != dtype.itemsize:
+        raise Damaged('a numpy scalar with the wrong number of bytes')
+    return _multiarray().scalar(dtype, data)
+
+
+def _frombuffer(unpickler, buffer, dtype, shape, order):
+    """Protocol 5's ``numpy._core.numeric._frombuffer``, from in-band bytes only."""
+    if type(buffer) not in (bytes, bytearray) or type(order) is not str or \
+            order not in ('C', 'F'):
+        raise Damaged('a numpy array from something other than in-band bytes')
+    dtype = _check_numeric(dtype, 'a numpy array')
+    shape = _shape(shape, 'a numpy array')
+    if len(buffer) != math.prod(shape) * dtype.itemsize:
+        raise Damaged(f'a numpy array of shape {shape} with {len(buffer)} bytes of data')
+    unpickler.charge(len(buffer))
+    return np.frombuffer(bytes(buffer), dtype=dtype).reshape(shape, order=order).copy(order)
+
+
+# ------------------------------------------------------------------------------------- torch
+
+def _size(unpickler, *args):
+    if len(args) != 1 or type(args[0]) not in (tuple, list) or len(args[0]) > 64 or not all(
+            type(n) is int and n >= 0 for n in args[0]):
+        raise Damaged('torch.Size of something other than non-negative ints')
+    return torch.Size(args[0])
+
+
+def _device(unpickler, *args):
+    if not (1 <= len(args) <= 2 and type(args[0]) is str and
+            re.match(r'(cpu|cuda|mps|xpu|hpu|meta)(:[0-9]{1,4})?\Z', args[0]) and
+            (len(args) == 1 or type(args[1]) is int)):
+        raise Damaged('torch.device of something other than a device name')
+    return torch.device(*args)
+
+
+def _tensor_builder(function: Callable) -> Callable:
+    def build(unpickler, *args):
+        return function(*args)
+    return build
+
+
+# -------------------------------------------------------------------------------- mmengine
+
+def _history_buffer_new(unpickler, *args):
+    from mmengine.logging import HistoryBuffer
+    if args:
+        raise Damaged('a HistoryBuffer created with arguments')
+    built = HistoryBuffer.__new__(HistoryBuffer)
+    unpickler.expect_state(built, _history_buffer_state)
+    return built
+
+
+def _history(values: Any) -> np.ndarray:
+    if type(values) is list:
+        if not all(type(v) in (int, float, bool) for v in values):
+            raise Damaged('a HistoryBuffer holding something other than numbers')
+        return np.array(values)
+    if type(values) is np.ndarray and values.ndim == 1:
+        _check_numeric(values.dtype, 'a HistoryBuffer')
+        return values
+    raise Damaged('a HistoryBuffer holding something other than a list or a 1-d array')
+
+
+def _history_buffer_state(unpickler, target, state) -> None:
+    """mmengine's own ``__setstate__``, given only numbers and the real statistics methods
+    (it writes ``statistics_methods`` into the class, for every later buffer)."""
+    from mmengine.logging import HistoryBuffer
+    if type(state) is not dict or not set(state) <= _HISTORY_KEYS or \
+            not {'_log_history', '_count_history'} <= set(state):
+        raise RefusedByAllowList('setting the state of a HistoryBuffer with other attributes '
+                                 'than its history')
+    state = dict(state)
+    state['_log_history'] = _history(state['_log_history'])
+    state['_count_history'] = _history(state['_count_history'])
+    if len(state['_log_history']) != len(state['_count_history']):
+        raise Damaged('a HistoryBuffer whose values and counts differ in length')
+    if type(state.get('max_length', 1)) is not int or state.get('max_length', 1) <= 0:
+        raise Damaged('a HistoryBuffer with an invalid max_length')
+    methods = state.get('statistics_methods', {})
+    if type(methods) is not dict or any(
+            name not in HISTORY_BUFFER_METHODS or method is not vars(HistoryBuffer)[name]
+            for name, method in methods.items()):
+        raise RefusedByAllowList('HistoryBuffer statistics methods other than its own')
+    target.__setstate__(state)
+
+
+# ---------------------------------------------------------------------------------- the list
 
 def _numpy_entries() -> Dict[Tuple[str, str], Any]:
-    multiarray = _multiarray()
-    entries = {}
-    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
-        entries[module, '_reconstruct'] = reconstruct_ndarray
-        entries[module, 'scalar'] = multiarray.scalar
-    entries['numpy', 'ndarray'] = np.ndarray
-    entries['numpy', 'dtype'] = np.dtype
-    # numpy >= 1.25 pickles a dtype by its class (numpy.dtypes.Float64DType, ...).
-    dtype_classes = {type(np.dtype(code)) for code in np.typecodes['All'] if code not in 'Mm'}
-    dtype_classes |= {type(np.dtype('datetime64[s]')), type(np.dtype('timedelta64[s]'))}
-    for cls in dtype_classes - {np.dtype}:
-        entries[cls.__module__, cls.__qualname__] = cls
+    entries: Dict[Tuple[str, str], Any] = {('numpy', 'ndarray'): np.ndarray,
+                                           ('numpy', 'dtype'): Builder('numpy.dtype',
+                                                                       _numpy_dtype)}
+    for core in ('numpy.core', 'numpy._core'):
+        entries[f'{core}.multiarray', '_reconstruct'] = Builder(
+            f'{core}.multiarray._reconstruct', _reconstruct)
+        entries[f'{core}.multiarray', 'scalar'] = Builder(f'{core}.multiarray.scalar', _scalar)
+        entries[f'{core}.numeric', '_frombuffer'] = Builder(f'{core}.numeric._frombuffer',
+                                                            _frombuffer)
     return entries
 
 
 def _torch_entries() -> Dict[Tuple[str, str], Any]:
-    entries = {('torch._utils', name): getattr(torch._utils, name)
-               for name in TORCH_REBUILD_FUNCTIONS if hasattr(torch._utils, name)}
-    entries['torch', 'device'] = torch.device
-    entries['torch', 'Size'] = torch.Size
-    entries['torch.serialization', '_get_layout'] = torch.serialization._get_layout
+    entries: Dict[Tuple[str, str], Any] = {
+        ('torch._utils', name): Builder(f'torch._utils.{name}', _tensor_builder(function))
+        for name, function in REBUILD_FUNCTIONS.items()}
+    entries['torch', 'device'] = Builder('torch.device', _device)
+    entries['torch', 'Size'] = Builder('torch.Size', _size)
+    for name, dtype in STORAGE_DTYPES.items():
+        entries['torch', name] = StorageType(name, dtype)
     constant_types = (torch.dtype, torch.layout, torch.memory_format, torch.qscheme)
     for name, value in vars(torch).items():
         if isinstance(value, constant_types):
@@ -112,90 +351,56 @@ def _torch_entries() -> Dict[Tuple[str, str], Any]:
     return entries
 
 
+def _python_entries() -> Dict[Tuple[str, str], Any]:
+    from mmengine.logging import HistoryBuffer
+    module = 'mmengine.logging.history_buffer'
+    entries: Dict[Tuple[str, str], Any] = {
+        ('collections', 'OrderedDict'): Builder('collections.OrderedDict', _ordered_dict),
+        ('collections', 'Counter'): Builder('collections.Counter',
+                                            _container(collections.Counter)),
+        ('builtins', 'set'): Builder('builtins.set', _container(set)),
+        ('builtins', 'frozenset'): Builder('builtins.frozenset', _container(frozenset)),
+        ('builtins', 'complex'): Builder('builtins.complex', _complex),
+        ('builtins', 'bytearray'): Builder('builtins.bytearray', _bytearray),
+        ('builtins', 'slice'): Builder('builtins.slice', _slice),
+        ('builtins', 'getattr'): Builder('builtins.getattr', _getattr),
+        ('_codecs', 'encode'): Builder('_codecs.encode', _latin1_encode),
+        (module, 'HistoryBuffer'): Builder('HistoryBuffer', new=_history_buffer_new,
+                                           target=HistoryBuffer),
+    }
+    for name in HISTORY_BUFFER_METHODS:  # protocol >= 4 names nested functions directly
+        entries[module, f'HistoryBuffer.{name}'] = vars(HistoryBuffer)[name]
+    return entries
+
+
 class AllowList:
-    """The globals, calls, instance creations and state updates a checkpoint may ask for."""
+    """The names a checkpoint may ask for, each resolved to a value or a :class:`Builder`."""
 
     def __init__(self) -> None:
-        from mmengine.logging import HistoryBuffer
         self.globals: Dict[Tuple[str, str], Any] = {
-            ('collections', 'OrderedDict'): collections.OrderedDict,
-            ('collections', 'Counter'): collections.Counter,
-            ('builtins', 'set'): set,
-            ('builtins', 'frozenset'): frozenset,
-            ('builtins', 'complex'): complex,
-            ('builtins', 'bytearray'): bytearray,
-            ('builtins', 'slice'): slice,
-            ('builtins', 'getattr'): history_buffer_getattr,
-            ('_codecs', 'encode'): latin1_encode,
-            ('mmengine.logging.history_buffer', 'HistoryBuffer'): HistoryBuffer,
-            **_numpy_entries(),
-            **_torch_entries(),
-        }
-        values = list(self.globals.values())
-        self._callable_ids: FrozenSet[int] = frozenset(id(v) for v in values if callable(v))
-        self._class_ids: FrozenSet[int] = frozenset(id(v) for v in values if isinstance(v, type))
-        # BUILD sets an instance's state: only on the containers whose pickles carry one.
-        self.state_types = (collections.OrderedDict, collections.Counter, HistoryBuffer)
+            **_python_entries(), **_numpy_entries(), **_torch_entries()}
 
     def find(self, module: str, name: str) -> Any:
-        """The allowed object for ``module.name`` (Python 2 names mapped as pickle does)."""
+        """The allowed value for ``module.name`` (Python 2 names mapped as pickle does)."""
+        if type(module) is not str or type(name) is not str:
+            raise RefusedByAllowList(f'{module!r}.{name!r}', exists=False)
         module, name = _compat_pickle.NAME_MAPPING.get(
             (module, name), (_compat_pickle.IMPORT_MAPPING.get(module, module), name))
         try:
             return self.globals[module, name]
-        except (KeyError, TypeError):
+        except KeyError:
             raise RefusedByAllowList(f'{module}.{name}', global_exists(module, name)) from None
-
-    def check_call(self, func: Any) -> None:
-        if id(func) not in self._callable_ids:
-            raise RefusedByAllowList(f'a call of {describe(func)}')
-
-    def check_new(self, cls: Any) -> None:
-        if id(cls) not in self._class_ids:
-            raise RefusedByAllowList(f'a new {describe(cls)}')
-
-    def check_build(self, inst: Any, state: Any) -> None:
-        """Allow ``BUILD`` on numpy arrays/dtypes (their own ``__setstate__``) and on the
-        state-carrying containers, with a plain ``{str: value}`` state that sets no dunder."""
-        if isinstance(inst, (np.ndarray, np.dtype)):
-            return
-        if type(inst) in self.state_types and isinstance(state, dict) and all(
-                isinstance(key, str) and not key.startswith('__') for key in state):
-            return
-        raise RefusedByAllowList(f'setting the state of {describe(inst)}')
 
 
 def describe(obj: Any) -> str:
-    """A short name for an object a pickle asked to use."""
-    if isinstance(obj, type) or callable(obj):
-        module = getattr(obj, '__module__', None) or ''
-        name = getattr(obj, '__qualname__', None) or getattr(obj, '__name__', None) or repr(obj)
-        return f'{module}.{name}' if module else name
+    """A short name for an object a pickle asked to call or change (our objects only)."""
+    if isinstance(obj, Builder):
+        return obj.name
+    if isinstance(obj, type):
+        return f'{obj.__module__}.{obj.__qualname__}'
+    if callable(obj) and hasattr(obj, '__qualname__'):
+        return f'{getattr(obj, "__module__", "")}.{obj.__qualname__}'.lstrip('.')
     return f'a {type(obj).__qualname__} object'
-
-
-def global_exists(module: str, name: str) -> bool:
-    """Whether ``module.name`` names something real, without importing anything.
-
-    Importing a module named by an untrusted file runs that module's code. A name counts as
-    existing if its module is imported and has the attribute, or if the module is not imported
-    but its top-level package can be found on the path (errs toward "exists", i.e. toward
-    calling a real but unusual global unsafe, never safe).
-    """
-    if not isinstance(module, str) or not isinstance(name, str):
-        return False
-    if module in sys.modules:
-        obj = sys.modules[module]
-        for attr in name.split('.'):
-            if not hasattr(obj, attr):
-                return False
-            obj = getattr(obj, attr)
-        return True
-    top = module.split('.')[0]
-    try:
-        return bool(top) and (top in sys.modules or importlib.util.find_spec(top) is not None)
-    except (ImportError, ValueError):
-        return False
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,4 +1,10 @@
-"""The errors a checkpoint read can end with; each message names the file (and URL) in one line."""
+"""The errors a checkpoint read can end with; each message names the file (and URL) in one line.
+
+Public errors (what callers catch): :class:`CheckpointError` and its subclasses. The parsers
+below the reader raise the internal :class:`Damaged` and :class:`Refused` with a reason only;
+:func:`mmseg_hrplus.checkpoint.read_checkpoint` adds the file's name and turns them into the
+public errors, so every message has one shape.
+"""
 import pickle
 
 
@@ -7,7 +13,7 @@ class CheckpointError(ValueError):
 
 
 class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
-    """A checkpoint whose pickle asks for something outside the allow-list.
+    """A checkpoint that asks for something outside what the reader allows.
 
     Nothing it asked for was executed. Also a ``pickle.UnpicklingError`` (what ``torch.load``
     raises for such a file), so existing ``except pickle.UnpicklingError`` handlers still work.
@@ -15,7 +21,24 @@ class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
 
 
 class CheckpointDownloadError(CheckpointError):
-    """A checkpoint URL that gave no file (HTTP error, no route, refused connection)."""
+    """A checkpoint URL that gave no usable file (HTTP error, no route, a wrong hash)."""
+
+
+class Damaged(Exception):
+    """Internal: the file is truncated, corrupted or not a checkpoint; ``reason`` says where."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Refused(Exception):
+    """Internal: the file is well formed but holds something the reader will not build
+    (TorchScript code, a tar archive, a compressed record, a sparse tensor...)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class RefusedByAllowList(pickle.UnpicklingError):

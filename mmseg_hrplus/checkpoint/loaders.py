@@ -23,7 +23,8 @@ from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from .download import load_from_http
-from .reader import MapLocation, read_checkpoint
+from .reader import read_checkpoint
+from .tensors import MapLocation
 
 
 def load_from_local(filename: str, map_location: MapLocation = None) -> Any:

@@ -13,9 +13,8 @@ from mmengine.logging import HistoryBuffer
 
 from mmseg_hrplus.checkpoint import (CheckpointError, RefusedByAllowList, UnsafeCheckpointError,
                                      read_checkpoint)
-from mmseg_hrplus.checkpoint import restricted_pickle
-from mmseg_hrplus.checkpoint.allow_list import (history_buffer_getattr, latin1_encode,
-                                                reconstruct_ndarray)
+from mmseg_hrplus.checkpoint import default_allow_list, restricted_pickle
+from mmseg_hrplus.checkpoint.allow_list import Builder, history_buffer_getattr
 
 
 def everything_a_checkpoint_holds():
@@ -43,11 +42,13 @@ def everything_a_checkpoint_holds():
     }
 
 
+@pytest.mark.parametrize('protocol', [2, 4, 5])
 @pytest.mark.parametrize('zip_format', [True, False], ids=['zip', 'legacy'])
-def test_reads_what_checkpoints_hold(tmp_path, zip_format):
+def test_reads_what_checkpoints_hold(tmp_path, zip_format, protocol):
     original = everything_a_checkpoint_holds()
     path = tmp_path / 'ckpt.pth'
-    torch.save(original, path, _use_new_zipfile_serialization=zip_format)
+    torch.save(original, path, _use_new_zipfile_serialization=zip_format,
+               pickle_protocol=protocol)
     loaded = read_checkpoint(str(path), map_location='cpu')
     for key, value in original['state_dict'].items():
         assert torch.equal(loaded['state_dict'][key], value), key
@@ -108,6 +109,8 @@ class EncodesWithOtherCodec:
     (ReachesForGetattr(), "getattr(HistoryBuffer, '__init__')"),
     (torch.nn.Linear(2, 2), 'torch.nn.modules.linear.Linear'),
     (EncodesWithOtherCodec(), "_codecs.encode(<str>, 'rot13')"),
+    (np.dtype('O'), "numpy.dtype('O8') (only numeric and bool dtypes)"),
+    (np.array([1, None], dtype=object), 'numpy.dtype(\'O8\') (only numeric and bool dtypes)'),
 ])
 def test_code_reaching_globals_are_refused(payload, request_text):
     with pytest.raises(RefusedByAllowList) as info:
@@ -170,15 +173,31 @@ def test_copyreg_extensions_are_refused():
 
 
 def test_guards_themselves():
-    assert history_buffer_getattr(HistoryBuffer, 'max') is HistoryBuffer.max
+    buffer = default_allow_list().find('mmengine.logging.history_buffer', 'HistoryBuffer')
+    assert isinstance(buffer, Builder) and buffer.call is None  # made by NEWOBJ only
+    assert history_buffer_getattr(buffer, 'max') is vars(HistoryBuffer)['max']
     with pytest.raises(RefusedByAllowList):
         history_buffer_getattr(np, 'os')
-    assert latin1_encode('\xff', 'latin1') == b'\xff'
     with pytest.raises(RefusedByAllowList):
-        latin1_encode(b'x', 'latin1')
-    assert reconstruct_ndarray(np.ndarray, (0,), b'b').shape == (0,)
+        history_buffer_getattr(HistoryBuffer, 'max')  # the real class is never on the stack
+    encode = default_allow_list().find('_codecs', 'encode')
+    assert encode.call(_NoBudget(), '\xff', 'latin1') == b'\xff'
+    with pytest.raises(RefusedByAllowList):
+        encode.call(_NoBudget(), b'x', 'latin1')
+    reconstruct = default_allow_list().find('numpy.core.multiarray', '_reconstruct')
+    assert reconstruct.call(_NoBudget(), np.ndarray, (0,), b'b').shape == (0,)
     with pytest.raises(RefusedByAllowList, match='numpy _reconstruct of'):
-        reconstruct_ndarray(np.matrix, (0,), b'b')  # a subclass would run its own code
+        reconstruct.call(_NoBudget(), np.matrix, (0,), b'b')  # a subclass runs its own code
+
+
+class _NoBudget:
+    """What builders see of the unpickler: a budget and the objects awaiting their state."""
+
+    def charge(self, nbytes):
+        pass
+
+    def expect_state(self, obj, handler):
+        pass
 
 
 def test_unknown_global_reads_as_damage_not_attack(tmp_path):
@@ -203,7 +222,7 @@ def test_file_objects_are_read_too():
 def test_torchscript_archive_is_refused(tmp_path):
     path = tmp_path / 'scripted.pt'
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
-    with pytest.raises(UnsafeCheckpointError, match='TorchScript archive, which holds code'):
+    with pytest.raises(UnsafeCheckpointError, match='a TorchScript archive, which holds code'):
         read_checkpoint(str(path))
 
 

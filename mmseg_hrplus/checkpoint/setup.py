@@ -27,7 +27,8 @@ def setup(safe_checkpoint_loading: bool = True, named_mismatch_errors: bool = Tr
         named_mismatch_errors: strict-load mismatches name the file
             (:func:`mmseg_hrplus.checkpoint.install_mismatch_errors`).
     """
-    from .checkpoint import install_mismatch_errors, install_safe_loaders
+    from .loaders import install_safe_loaders
+    from .mismatch import install_mismatch_errors
     if safe_checkpoint_loading:
         install_safe_loaders()
     if named_mismatch_errors:
