@@ -172,7 +172,8 @@ def _multiarray():
 def _check_numeric(dtype: Any, what: str) -> np.dtype:
     if not isinstance(dtype, np.dtype) or dtype.kind not in NUMERIC_KINDS or \
             dtype.fields is not None or dtype.subdtype is not None:
-        raise RefusedByAllowList(f'{what} of dtype {getattr(dtype, "str", type(dtype).__name__)} '
+        shown = dtype.str if isinstance(dtype, np.dtype) else describe(dtype)
+        raise RefusedByAllowList(f'{what} of dtype {shown} '
                                  '(only numeric and bool dtypes are built)')
     return dtype
 
@@ -188,7 +189,8 @@ def _numpy_dtype(unpickler, spec, align=False, copy=True):
     """``numpy.dtype('f8', False, True)``, then its state once (byte order only)."""
     if type(spec) is not str or not _DTYPE_SPEC.match(spec) or type(align) is not bool or \
             type(copy) is not bool:
-        raise RefusedByAllowList(f'numpy.dtype({spec!r}) (only numeric and bool dtypes)')
+        shown = repr(spec[:16]) if type(spec) is str else describe(spec)
+        raise RefusedByAllowList(f'numpy.dtype({shown}) (only numeric and bool dtypes)')
     built = np.dtype(spec, align, True)
     unpickler.expect_state(built, _dtype_state)
     return built
@@ -207,7 +209,7 @@ def _dtype_state(unpickler, target: np.dtype, state: Any) -> None:
 def _reconstruct(unpickler, subtype, shape, code):
     """numpy's ``_reconstruct(ndarray, (0,), b'b')``: an empty array whose state comes next."""
     if subtype is not np.ndarray:
-        raise RefusedByAllowList(f'numpy _reconstruct of {subtype!r}')
+        raise RefusedByAllowList(f'numpy _reconstruct of {describe(subtype)}')
     if type(shape) is not tuple or shape != (0,) or type(code) not in (bytes, str) or \
             code not in (b'b', 'b'):
         raise Damaged('numpy _reconstruct of something other than an empty array')

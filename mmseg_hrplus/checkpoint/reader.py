@@ -78,13 +78,15 @@ def explain_load_error(name: str, err: BaseException, head: bytes = b'',
     damaged = f'cannot read checkpoint {sized}: truncated, corrupted or not a PyTorch checkpoint'
     if isinstance(err, RefusedByAllowList) and err.exists:
         return UnsafeCheckpointError(
-            f'refused checkpoint {name}: the file asks for `{err.request}`, which is outside '
+            f'refused checkpoint {name}: the file asks for `{_one_line(err.request)}`, which is '
+            'outside '
             'the allow-list; nothing was executed (load only files you trust)')
     if isinstance(err, RefusedByAllowList):
         return CheckpointError(
             f'{damaged} (unpickling stopped at an unknown global {_printable(err.request)})')
     if isinstance(err, Refused):
-        return UnsafeCheckpointError(f'refused checkpoint {name}: {err.reason}; nothing was '
+        return UnsafeCheckpointError(f'refused checkpoint {name}: {_one_line(err.reason)}; '
+                                     'nothing was '
                                      'executed (load only files you trust)')
     if size == 0:
         return CheckpointError(f'cannot read checkpoint {name}: the file is empty (0 bytes)')

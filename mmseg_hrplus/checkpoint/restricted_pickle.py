@@ -18,6 +18,7 @@ file cannot ask for gigabytes by building the same large value over and over.
 """
 import io
 import pickle
+import struct
 from collections import Counter, OrderedDict
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -54,6 +55,7 @@ class Unpickler(pickle._Unpickler):
         self.allow = default_allow_list()
         self._persistent = persistent_load
         self._budget = BASE_BUDGET + 4 * max(size_hint, 0)
+        self._size_hint = size_hint
         self._expecting: Dict[int, Tuple[Any, Callable]] = {}
 
     # -- what builders use
@@ -153,6 +155,19 @@ class Unpickler(pickle._Unpickler):
         items = self.pop_mark()
         self._target(_SETS, 'ADDITEMS').update(items)
 
+    def load_bytearray8(self) -> None:
+        # The pure unpickler allocates the declared length before reading: a few bytes could
+        # ask for gigabytes. Nothing longer than the pickle itself can follow.
+        length, = struct.unpack('<Q', self.read(8))
+        if length > self._size_hint:
+            raise UnpicklingError('pickle data was truncated (a bytearray longer than the '
+                                  'pickle)')
+        self.charge(length)
+        data = self.read(length)
+        if len(data) != length:
+            raise UnpicklingError('pickle data was truncated')
+        self.append(bytearray(data))
+
     def load_readonly_buffer(self) -> None:
         if type(self.stack[-1]) not in (bytes, bytearray):
             raise RefusedByAllowList(f'READONLY_BUFFER on {describe(self.stack[-1])}')
@@ -169,6 +184,7 @@ class Unpickler(pickle._Unpickler):
     dispatch[pickle.SETITEMS[0]] = load_setitems
     dispatch[pickle.ADDITEMS[0]] = load_additems
     dispatch[pickle.READONLY_BUFFER[0]] = load_readonly_buffer
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
 
 
 def load(file, persistent_load: Optional[Callable[[Any], Any]] = None,

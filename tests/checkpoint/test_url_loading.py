@@ -1,6 +1,7 @@
 """Checkpoints by URL, served from 127.0.0.1: every mmengine scheme that downloads reads with
 the safe reader. A crafted file is refused (nothing runs) and removed from the cache, an HTML
 page or a 404 is named as such, and a good file loads with its weights, before and after."""
+import itertools
 import json
 import os
 
@@ -78,9 +79,12 @@ def load_pretrained(url):
     return {'state_dict': net.state_dict()}
 
 
+RUNNER_NUMBERS = itertools.count()  # mmengine warns when two Runners share a name
+
+
 def runner_load_from(url):
     runner = Runner(model=Net(), work_dir=os.path.join(torch.hub.get_dir(), 'runner'),
-                    experiment_name=f'url_{os.getpid()}_{abs(hash(url))}')
+                    experiment_name=f'url_{os.getpid()}_{next(RUNNER_NUMBERS)}')
     runner.load_checkpoint(url)
     return {'state_dict': runner.model.state_dict()}
 

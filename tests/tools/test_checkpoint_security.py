@@ -146,8 +146,9 @@ def served_evil(setup):
 
 def refused_url(setup, url, info):
     message = str(info.value)
-    assert message.startswith(f'refused checkpoint {url} (downloaded to '), message
+    assert message.startswith(f'refused checkpoint {url} (downloaded): '), message
     assert '`posix.system`' in message and 'nothing was executed' in message
+    assert message.endswith('nothing was cached'), message
     assert not setup['marker'].exists()
 
 
@@ -164,3 +165,98 @@ def test_detector_init_detector_by_url(setup, served_evil):
     with pytest.raises(UnsafeCheckpointError) as info:
         init_detector(str(config), served_evil, device='cpu')
     refused_url(setup, served_evil, info)
+
+
+# The archive tricks of issue 20, through the same entry points: a TorchScript archive that
+# hides from Python's zipfile (a malformed extra field), and a tar whose `storages` member is a
+# hard link to a file outside (torch's legacy loader would extract it and change that file).
+
+@pytest.fixture(scope='module')
+def archives(setup):
+    from attack_corpus import Context, tar_hardlink, torchscript_bad_extra
+    victim = setup['root'] / 'victim' / 'secret.cfg'
+    victim.parent.mkdir()
+    victim.write_text('token = 1\n')
+    os.chmod(victim, 0o600)
+    context = Context(victim=victim, marker=setup['marker'])
+    files = {'torchscript': setup['root'] / 'scripted.pth', 'tar': setup['root'] / 'linked.pth'}
+    files['torchscript'].write_bytes(torchscript_bad_extra(context))
+    files['tar'].write_bytes(tar_hardlink(context))
+    return dict(files, victim=victim, victim_stat=os.stat(victim))
+
+
+ARCHIVE_REASONS = {'torchscript': 'malformed zip extra field', 'tar': 'it is a tar archive'}
+
+
+def archive_refused(archives, kind, info, name=None):
+    message = str(info.value)
+    name = name or str(archives[kind])
+    assert message.startswith((f'refused checkpoint {name}', f'cannot read checkpoint {name}'))
+    assert ARCHIVE_REASONS[kind] in message and '\n' not in message, message
+    after = os.stat(archives['victim'])
+    before = archives['victim_stat']
+    assert (after.st_mode, after.st_uid, after.st_mtime_ns) == (
+        before.st_mode, before.st_uid, before.st_mtime_ns)
+
+
+@pytest.mark.parametrize('kind', list(ARCHIVE_REASONS))
+def test_archive_tricks_through_resume(setup, archives, kind):
+    from mmseg_hrplus.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError) as info:
+        load_tool('train').main(tool_args(setup, f'resume_{kind}', '--resume',
+                                          str(archives[kind])))
+    archive_refused(archives, kind, info)
+
+
+@pytest.mark.parametrize('kind', list(ARCHIVE_REASONS))
+def test_archive_tricks_through_test_tool(setup, archives, kind):
+    from mmseg_hrplus.checkpoint import CheckpointError
+    args = [str(setup['config']), str(archives[kind])] + tool_args(setup, f'test_{kind}')[1:]
+    with pytest.raises(CheckpointError) as info:
+        load_tool('test').main(args)
+    archive_refused(archives, kind, info)
+
+
+@pytest.mark.parametrize('kind', list(ARCHIVE_REASONS))
+def test_archive_tricks_through_init_model_and_inferencer(setup, archives, kind):
+    from mmseg.apis import MMSegInferencer, init_model
+
+    from mmseg_hrplus.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError) as info:
+        init_model(str(setup['config']), str(archives[kind]), device='cpu')
+    archive_refused(archives, kind, info)
+    with pytest.raises(CheckpointError) as info:
+        MMSegInferencer(str(setup['config']), weights=str(archives[kind]), device='cpu')
+    archive_refused(archives, kind, info)
+
+
+@pytest.mark.parametrize('kind', list(ARCHIVE_REASONS))
+def test_archive_tricks_through_converter(archives, kind, tmp_path):
+    from mmseg_hrplus.checkpoint import CheckpointError
+    dst = tmp_path / 'converted.pth'
+    with pytest.raises(CheckpointError) as info:
+        load_tool('model_converters/convert').main(['torchvision-resnet', str(archives[kind]),
+                                                     str(dst)])
+    archive_refused(archives, kind, info)
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize('kind', list(ARCHIVE_REASONS))
+def test_archive_tricks_by_url_are_not_cached(setup, archives, kind):
+    from mmdet.apis import init_detector
+    from served_files import serve_directory
+
+    from mmseg_hrplus.checkpoint import CheckpointError, cached_path_for
+    before = torch.hub.get_dir()
+    torch.hub.set_dir(str(setup['root'] / f'hub_{kind}'))
+    try:
+        with serve_directory(setup['root']) as base:
+            url = f'{base}/{archives[kind].name}'
+            config = REPO / 'configs' / 'mmdet' / 'faster-rcnn_hrnetv2p-w18_1x_coco.py'
+            for _ in range(2):  # the second time must not find it in the cache
+                with pytest.raises(CheckpointError) as info:
+                    init_detector(str(config), url, device='cpu')
+                archive_refused(archives, kind, info, name=url)
+                assert not os.path.exists(cached_path_for(url))
+    finally:
+        torch.hub.set_dir(before)
