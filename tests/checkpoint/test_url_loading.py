@@ -186,3 +186,84 @@ def test_open_mmlab_names_resolve_like_mmengine():
     for name in ('msra/hrnetv2_w18', 'msra/hrnetv2_w18_small', 'msra/hrnetv2_w48'):
         assert resolve_openmmlab(f'open-mmlab://{name}') == urls[name]
         assert urls[name].startswith('https://')
+
+
+# -- the download cache: verified before it is kept, keyed by the whole URL
+
+@pytest.fixture(scope='module')
+def hashed(tmp_path_factory):
+    """The good file served under its true SHA-256 prefix and under a wrong one."""
+    import hashlib
+    root = tmp_path_factory.mktemp('hashed')
+    weights = Net().state_dict()
+    torch.save({'state_dict': weights}, root / 'plain.pth')
+    digest = hashlib.sha256((root / 'plain.pth').read_bytes()).hexdigest()
+    (root / f'model-{digest[:8]}.pth').write_bytes((root / 'plain.pth').read_bytes())
+    wrong = 'deadbeef' if not digest.startswith('deadbeef') else 'beefdead'
+    (root / f'model-{wrong}.pth').write_bytes((root / 'plain.pth').read_bytes())
+    with serve_directory(root) as base:
+        yield dict(base=base, weights=weights, right=f'{base}/model-{digest[:8]}.pth',
+                   wrong=f'{base}/model-{wrong}.pth', digest=digest)
+
+
+def test_hash_in_the_file_name_is_checked_before_caching(hashed):
+    assert_good(hashed, _load_checkpoint(hashed['right'], map_location='cpu'))
+    assert os.path.isfile(cached_path_for(hashed['right']))
+    with pytest.raises(CheckpointDownloadError, match=(
+            rf'^cannot use checkpoint {hashed["wrong"]}: its SHA-256 begins '
+            rf'{hashed["digest"][:8]}, the file name says [0-9a-f]{{8}} .*nothing was cached$')):
+        _load_checkpoint(hashed['wrong'], map_location='cpu')
+    assert not os.path.exists(cached_path_for(hashed['wrong']))
+    assert os.listdir(os.path.dirname(cached_path_for(hashed['wrong']))) == []  # no leftovers
+
+
+def test_a_file_from_one_url_never_answers_for_another(tmp_path):
+    """Two servers, one file name, other weights: each URL gets its own file."""
+    first, second = tmp_path / 'a', tmp_path / 'b'
+    first.mkdir()
+    second.mkdir()
+    torch.save({'w': torch.zeros(2)}, first / 'weights.pth')
+    torch.save({'w': torch.ones(2)}, second / 'weights.pth')
+    with serve_directory(first) as base_a, serve_directory(second) as base_b:
+        url_a, url_b = f'{base_a}/weights.pth', f'{base_b}/weights.pth'
+        assert torch.equal(_load_checkpoint(url_a)['w'], torch.zeros(2))
+        assert torch.equal(_load_checkpoint(url_b)['w'], torch.ones(2))
+        assert cached_path_for(url_a) != cached_path_for(url_b)
+        assert torch.equal(_load_checkpoint(url_a)['w'], torch.zeros(2))  # from the cache
+
+
+def test_out_of_memory_while_verifying_names_the_url_and_caches_nothing(server, monkeypatch):
+    from mmseg_hrplus.checkpoint import reader
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(reader, '_parse', exhausted)
+    url = f'{server["base"]}/good.pth'
+    with pytest.raises(CheckpointError, match=rf'^cannot read checkpoint {url} \(downloaded\) '
+                       r'\(\d+ bytes\): out of memory while reading it; nothing was cached$'):
+        _load_checkpoint(url, map_location='cpu')
+    assert not os.path.exists(cached_path_for(url))
+
+
+def test_a_process_killed_while_verifying_leaves_nothing_cached(server, hub_dir):
+    """The process dies between download and verification (os._exit: no cleanup runs): the
+    cache name stays empty, and the next download removes the dead process's partial file."""
+    import subprocess
+    import sys
+    url = f'{server["base"]}/good.pth'
+    script = (
+        'import os, torch\n'
+        f'torch.hub.set_dir({str(hub_dir)!r})\n'
+        'from mmseg_hrplus.checkpoint import download\n'
+        'download.read_checkpoint = lambda *args, **kwargs: os._exit(3)\n'
+        f'download.load_checkpoint_from_url({url!r})\n')
+    run = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 3, run.stderr[-2000:]
+    cached = cached_path_for(url)
+    assert not os.path.exists(cached)
+    assert [name for name in os.listdir(os.path.dirname(cached))
+            if name.startswith('.partial-')], 'the dead process left its partial file'
+    assert_good(server, _load_checkpoint(url, map_location='cpu'))
+    assert os.listdir(os.path.dirname(cached)) == ['good.pth']
