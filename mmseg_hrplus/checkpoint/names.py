@@ -64,7 +64,10 @@ def _static_member(owner: Any, name: str) -> Any:
         namespace = vars(owner)
         if name in namespace:
             return namespace[name]
-        return _ABSENT if '__getattr__' not in namespace else _UNKNOWN
+        # a lazy module (__getattr__ in its namespace) or a module of its own class (torch's
+        # config modules) may answer names its namespace lacks: cannot tell, so real
+        lazy = '__getattr__' in namespace or type(owner) is not types.ModuleType
+        return _UNKNOWN if lazy else _ABSENT
     if isinstance(owner, type):
         for klass in type.__dict__['__mro__'].__get__(owner):
             namespace = type.__dict__['__dict__'].__get__(klass)
