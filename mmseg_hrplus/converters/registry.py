@@ -162,15 +162,34 @@ def read_source_file(src: str) -> Any:
     return read_checkpoint(src, map_location='cpu')
 
 
+#: What ``convert_file`` writes: an mmengine ``.pth`` or a safetensors file.
+OUTPUT_FORMATS = ('pth', 'safetensors')
+
+
+def output_format_for(dst: str, requested: Optional[str] = None) -> str:
+    """``requested`` if given (one of :data:`OUTPUT_FORMATS`), else from ``dst``'s suffix."""
+    if requested is None:
+        return 'safetensors' if dst.endswith('.safetensors') else 'pth'
+    if requested not in OUTPUT_FORMATS:
+        raise ValueError(f'output format {requested!r} is not one of: '
+                         f'{", ".join(OUTPUT_FORMATS)}')
+    return requested
+
+
 def convert_file(source: str, src: str, dst: Optional[str] = None,
-                 **options: Any) -> Converted:
+                 output_format: Optional[str] = None, **options: Any) -> Converted:
     """Convert ``src`` (a file of format ``source``) and write ``dst``, if given.
 
+    Args:
+        output_format: ``'pth'`` (an mmengine checkpoint) or ``'safetensors'`` (weights and
+            meta, no pickle); by default from ``dst``'s suffix.
+
     Raises:
-        ValueError: ``source`` is not a registered format.
+        ValueError: ``source`` or ``output_format`` is not a known one.
         ConversionError: the file does not fit the format; names the file and the source.
         mmseg_hrplus.checkpoint.CheckpointError: the file is damaged or unsafe.
     """
+    written_as = output_format_for(dst or '', output_format)
     fmt = get_source(source)
     checkpoint = read_source_file(src)
     try:
@@ -183,5 +202,9 @@ def convert_file(source: str, src: str, dst: Optional[str] = None,
         meta.update(source=source, original_file=osp.basename(src),
                     dropped_keys=dict(converted.dropped))
         os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-        torch.save({'state_dict': converted.state_dict, 'meta': meta}, dst)
+        if written_as == 'safetensors':
+            from ..checkpoint import save_safetensors
+            save_safetensors(dst, converted.state_dict, meta)
+        else:
+            torch.save({'state_dict': converted.state_dict, 'meta': meta}, dst)
     return converted

@@ -5,11 +5,13 @@ Usage::
     python tools/model_converters/convert.py SOURCE SRC DST
     python tools/model_converters/convert.py --list
 
-SOURCE names the file's format (``--list`` shows them all); SRC is a local path or an
-``http(s)://`` URL, read without running code from it; DST is written as an mmengine checkpoint
-(``state_dict`` + ``meta`` with the source, the original file name, the class names when the
-file has them, and every key dropped on purpose with the reason). Load DST with ``load_from=``
-or ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` in the config that names this command.
+SOURCE names the file's format (``--list`` shows them all; ``mmengine`` keeps an mmengine
+checkpoint's keys); SRC is a local path or an ``http(s)://`` URL, read without running code from
+it; DST is written as an mmengine checkpoint, or as safetensors with ``--format safetensors`` or
+a ``.safetensors`` name (``state_dict`` + ``meta`` with the source, the original file name, the
+class names when the file has them, and every key dropped on purpose with the reason). Load DST
+with ``load_from=`` or ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` in the config that
+names this command.
 """
 import argparse
 import sys
@@ -18,8 +20,8 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mmseg_hrplus.converters.registry import (convert_file, get_source,  # noqa: E402
-                                              source_names)
+from mmseg_hrplus.converters.registry import (OUTPUT_FORMATS, convert_file,  # noqa: E402
+                                              get_source, source_names)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -27,6 +29,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('source', nargs='?', help='format of SRC (see --list)')
     parser.add_argument('src', nargs='?', help='checkpoint of the original project (path/URL)')
     parser.add_argument('dst', nargs='?', help='output checkpoint path')
+    parser.add_argument('--format', choices=OUTPUT_FORMATS, default=None,
+                        help='what DST is written as: an mmengine checkpoint (pth) or '
+                             'safetensors (no pickle: the format to share weights in); by '
+                             'default from DST\'s suffix')
     parser.add_argument('--list', action='store_true', help='list the source formats')
     args = parser.parse_args(argv)
     if args.list:
@@ -39,7 +45,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.source not in source_names():
         parser.error(f'unknown SOURCE {args.source!r}; choose one of: '
                      + ', '.join(source_names()))
-    converted = convert_file(args.source, args.src, args.dst)
+    converted = convert_file(args.source, args.src, args.dst, output_format=args.format)
     print(f'{args.src} ({args.source}): {len(converted.state_dict)} tensors written to '
           f'{args.dst}; {len(converted.dropped)} source keys dropped on purpose')
     for key, why in list(converted.dropped.items())[:20]:
