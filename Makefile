@@ -15,10 +15,13 @@ TESTS_TORCH21 := tests/checkpoint tests/test_checkpoint_loading.py \
 	tests/apis/test_video.py tests/apis/test_mmseg_inferencer.py tests/tools/test_dist_train.py \
 	tests/tools/test_multinode_train.py \
 	tests/tools/test_export_onnx.py tests/benchmark/test_onnxruntime_peer.py \
-	tests/configs/test_every_config.py tests/models/backbones/test_hrnet.py \
+	tests/converters/test_safetensors_output.py tests/configs/test_every_config.py tests/models/backbones/test_hrnet.py \
 	tests/models/backbones/test_bisenetv2.py tests/models/test_winograd_conv.py tests/test_compat.py
 
-.PHONY: install test demo lint clean install-torch21 test-torch21
+# `make fuzz`: the checkpoint reader's mutation fuzzer in its long mode (CI runs 40 s of it).
+FUZZ_SECONDS ?= 1800
+
+.PHONY: install test demo lint clean install-torch21 test-torch21 fuzz
 
 install:
 	@bash tools/install.sh $(VENV)
@@ -31,6 +34,9 @@ install-torch21:
 
 test-torch21: install-torch21
 	$(PY_TORCH21) -m pytest $(TESTS_TORCH21) -q
+
+fuzz: install
+	$(PY) tests/checkpoint/fuzz_reader.py --seconds $(FUZZ_SECONDS) --out work_dirs/fuzz_reader
 
 demo: install
 	$(PY) tools/demo.py
