@@ -15,7 +15,8 @@ TESTS_TORCH21 := tests/checkpoint tests/test_checkpoint_loading.py \
 	tests/apis/test_video.py tests/apis/test_mmseg_inferencer.py tests/tools/test_dist_train.py \
 	tests/tools/test_multinode_train.py \
 	tests/tools/test_export_onnx.py tests/benchmark/test_onnxruntime_peer.py \
-	tests/converters/test_safetensors_output.py tests/configs/test_every_config.py tests/models/backbones/test_hrnet.py \
+	tests/converters/test_safetensors_output.py tests/converters/test_legacy_format_sources.py \
+	tests/configs/test_every_config.py tests/models/backbones/test_hrnet.py \
 	tests/models/backbones/test_bisenetv2.py tests/models/test_winograd_conv.py tests/test_compat.py
 
 # `make fuzz`: the checkpoint reader's mutation fuzzer in its long mode (CI runs 40 s of it).
