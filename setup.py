@@ -28,6 +28,16 @@ setup(
     long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     license='Apache-2.0',
+    license_files=['LICENSE'],
+    classifiers=[
+        'License :: OSI Approved :: Apache Software License',
+        'Programming Language :: Python :: 3',
+        'Topic :: Scientific/Engineering :: Artificial Intelligence',
+    ],
+    keywords=[
+        'semantic segmentation', 'object detection', 'HRNet', 'DeepLab', 'BiSeNetV2',
+        'OpenMMLab', 'MMSegmentation', 'MMDetection',
+    ],
     python_requires='>=3.8',
     packages=find_packages(include=['mmseg_hrplus', 'mmseg_hrplus.*']),
     install_requires=read_requirements('runtime.txt'),
