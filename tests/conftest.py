@@ -1,6 +1,5 @@
 """Shared pytest setup: CPU only, deterministic, few threads (CI has 2 cores)."""
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,10 +10,21 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CITYSCAPES_SAMPLE = REPO_ROOT / 'tests' / 'data' / 'cityscapes_sample'
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 import mmseg_hrplus  # noqa: E402,F401  (registers our components, activates compat)
+
+
+#: Test files of the torch 2.1 leg that do not carry the ``torch21`` marker yet (being rewritten
+#: for issue 20); marked here until they do. Remove an entry once its file has the marker.
+_TORCH21_UNMARKED = ('checkpoint/', 'test_checkpoint_loading.py',
+                     'tools/test_checkpoint_security.py')
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        relative = Path(str(item.fspath)).relative_to(REPO_ROOT / 'tests').as_posix()
+        if relative.startswith(_TORCH21_UNMARKED) and not item.get_closest_marker('torch21'):
+            item.add_marker(pytest.mark.torch21)
 
 
 @pytest.fixture

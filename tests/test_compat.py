@@ -8,6 +8,8 @@ import torch.nn as nn
 
 from mmseg_hrplus.compat import CPUDistributedDataParallel, distributed_teardown
 
+pytestmark = pytest.mark.torch21
+
 
 @pytest.fixture
 def single_process_gloo(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import mmcv
 import numpy as np
-from detector_e2e import run_script
+from tests.helpers.detector_e2e import run_script
 from mmseg.apis import inference_model, init_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

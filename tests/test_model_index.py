@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 from mmengine.config import Config
+from tests.helpers.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILIES = ('hrnet', 'deeplabv2', 'bisenetv2', 'mmdet')
@@ -53,8 +54,7 @@ def test_imports_cover_every_family_and_configs_exist():
 
 @pytest.mark.parametrize('model', MODELS, ids=[m['Name'] for m in MODELS])
 def test_parameter_counts_are_the_configs(model):
-    sys.path.insert(0, str(REPO / 'tools' / 'analysis_tools'))
-    import get_flops
+    get_flops = load_tool('analysis_tools/get_flops.py')
     with torch.device('meta'):  # shapes only: fast, no memory
         built = get_flops.build_inference_model(Config.fromfile(str(REPO / model['Config'])))
     count = sum(p.numel() for p in built.parameters())

@@ -5,7 +5,7 @@ Everything here is **inference-only**: a folded BatchNorm no longer normalises w
 statistics, so training the returned model would train a different network. The rewrites
 change the outputs only by float rounding: on HRNet-W18-small + FCN, BiSeNetV2 + BGA and
 DilatedResNet + ASPP the tests bound the difference by 9.6e-5 of the largest logit
-(``tests/float_bounds.py``, DEEP) and measure 0.8e-6 to 1.3e-6 of it. On HRNet-W48 logits at
+(``tests/helpers/float_bounds.py``, DEEP) and measure 0.8e-6 to 1.3e-6 of it. On HRNet-W48 logits at
 1x3x512x1024 (wider and deeper than DEEP was derived for; no test runs it),
 ``tools/benchmark.py`` measured a max abs difference of 8.8e-5 to mmseg's model, 9.1e-5 of the
 largest logit (0.96; BN-calibrated random weights).

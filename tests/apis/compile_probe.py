@@ -1,7 +1,7 @@
 """One process of ``test_compile_cache.py``: a tiny HRNet + FCNHead segmentor with random
 weights from SEED, run eagerly and through ``optimize_for_inference(compile=True)``.
 
-    python tests/apis/compile_probe.py SEED OUT.pt
+    python -m tests.apis.compile_probe SEED OUT.pt    # from the repository root
 
 Saves ``dict(eager=logits, compiled=logits, cache={'hit': h, 'miss': m, 'bypass': b})`` to
 OUT.pt, ``cache`` being what inductor's FX graph cache did during the compiling call (in the
@@ -9,21 +9,15 @@ folder ``TORCHINDUCTOR_CACHE_DIR`` names). Run as its own process so that nothin
 memory survives from an earlier run: only the on-disk cache can.
 """
 import sys
-from pathlib import Path
 
 import torch
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
 
-TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS.parent))
-sys.path.insert(0, str(TESTS))
-
-import mmseg_hrplus  # noqa: E402,F401  (registers our models)
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmseg.registry import MODELS  # noqa: E402
-from tiny_models import randomize_conv_bn_, tiny_hrnet_extra  # noqa: E402
-
-from mmseg_hrplus.apis import optimize_for_inference  # noqa: E402
-from mmseg_hrplus.apis.inductor import inductor_cache_counts  # noqa: E402
+import mmseg_hrplus  # noqa: F401  (registers our models)
+from mmseg_hrplus.apis import optimize_for_inference
+from mmseg_hrplus.apis.inductor import inductor_cache_counts
+from tests.helpers.tiny_models import randomize_conv_bn_, tiny_hrnet_extra
 
 WIDTHS = [4, 8, 16, 32]
 INPUT_SHAPE = (1, 3, 64, 64)

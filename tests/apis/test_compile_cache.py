@@ -6,16 +6,16 @@ from pathlib import Path
 import pytest
 import torch
 import torch._inductor.config as inductor_config
-from detector_e2e import run_script
 
-from float_bounds import DEEP, assert_close_relative
-from tiny_models import relative_error
+from tests.helpers.detector_e2e import run_script
+from tests.helpers.float_bounds import DEEP, assert_close_relative
+from tests.helpers.tiny_models import relative_error
 
-PROBE = Path(__file__).with_name('compile_probe.py')
+PROBE = 'tests.apis.compile_probe'  # run as a module from the repository root
 
 
 def _probe(seed: int, cache_dir: Path, out: Path) -> dict:
-    run_script([PROBE, seed, out], timeout=900, env=dict(TORCHINDUCTOR_CACHE_DIR=str(cache_dir)))
+    run_script(['-m', PROBE, seed, out], timeout=900, env=dict(TORCHINDUCTOR_CACHE_DIR=str(cache_dir)))
     return torch.load(out)
 
 

@@ -17,7 +17,7 @@ from mmseg_hrplus.apis.optimize import (
     fold_bn_into_conv,
     resize_sum_head_from,
 )
-from float_bounds import DEEP, SHALLOW, WINOGRAD_DEEP, assert_close_relative
+from tests.helpers.float_bounds import DEEP, SHALLOW, WINOGRAD_DEEP, assert_close_relative
 from mmseg_hrplus.models.backbones.hrnet import arch_to_extra
 from mmseg_hrplus.models.decode_heads import ResizeSumFCNHead
 from mmseg_hrplus.models.layers import WinogradConv2d

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from float_bounds import WINOGRAD_ONE_CONV, assert_close_relative
+from tests.helpers.float_bounds import WINOGRAD_ONE_CONV, assert_close_relative
 from mmseg_hrplus.models.layers import WinogradConv2d, is_winograd_eligible
 
 pytestmark = pytest.mark.usefixtures('one_thread')

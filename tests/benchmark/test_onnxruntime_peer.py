@@ -3,15 +3,15 @@ run by onnxruntime gives the model's ``mode='tensor'`` logits, with the asked th
 import pytest
 import torch
 
-from float_bounds import DEEP, assert_close_relative
+from tests.helpers.float_bounds import DEEP, assert_close_relative
 from mmseg_hrplus.apis import optimize_for_inference
 from mmseg_hrplus.benchmark.build import build_model
 from mmseg_hrplus.benchmark.onnxruntime_peer import onnxruntime_infer_fn, onnxruntime_session
 from mmseg_hrplus.benchmark.steps import infer_fn
 from mmseg_hrplus.benchmark.weights import calibrate_bn
-from tiny_models import write_tiny_hrnet_fcn_configs
+from tests.helpers.tiny_models import write_tiny_hrnet_fcn_configs
 
-pytestmark = pytest.mark.usefixtures('one_thread')
+pytestmark = [pytest.mark.torch21, pytest.mark.usefixtures('one_thread')]
 
 
 @pytest.mark.parametrize('optimized', [False, True])

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import pytest
 import torch
-from mmdet_helpers import (OUR_CONFIGS, assert_equal_features, build_detector,
+from tests.helpers.mmdet_helpers import (OUR_CONFIGS, assert_equal_features, build_detector,
                            count_parameters, frame_batch, mmdet_config, our_config,
                            same_weight_detectors, without_scope_keys)
 

@@ -26,7 +26,7 @@ from mmseg_hrplus.models.backbones.hrnet import HRNet
 from mmseg_hrplus.models.decode_heads.aspp_head import ASPPHead
 from mmseg_hrplus.models.decode_heads.bga_head import BGAHead
 from mmseg_hrplus.models.necks.hrnetv2p import HRNetV2pNeck
-from tiny_models import tiny_hrnet_extra
+from tests.helpers.tiny_models import tiny_hrnet_extra
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

@@ -7,11 +7,11 @@ import torch.nn.functional as F
 from mmcv.cnn import build_conv_layer
 from mmengine.registry import init_default_scope
 
-from float_bounds import WINOGRAD_ONE_CONV, assert_close_relative
+from tests.helpers.float_bounds import WINOGRAD_ONE_CONV, assert_close_relative
 from mmseg_hrplus.models.layers import WinogradConv2d, winograd_conv3x3
-from tiny_models import relative_error
+from tests.helpers.tiny_models import relative_error
 
-pytestmark = pytest.mark.usefixtures('one_thread')
+pytestmark = [pytest.mark.torch21, pytest.mark.usefixtures('one_thread')]
 TOLERANCE = WINOGRAD_ONE_CONV  # relative to the output's scale, per tile size
 
 
@@ -122,7 +122,7 @@ def test_hrnet_trains_the_same_with_winograd_convs():
     over the steps about as much as float32's own difference to float64 (0.7% of a parameter
     after 3 steps here, with or without Winograd)."""
     from mmseg_hrplus.models.backbones import HRNet
-    from tiny_models import tiny_hrnet_extra
+    from tests.helpers.tiny_models import tiny_hrnet_extra
 
     torch.manual_seed(0)
     extra = tiny_hrnet_extra(widths=(8, 16, 32, 64), stem_channels=16)
@@ -284,7 +284,7 @@ def test_autotuned_layer_is_not_slower_than_direct_measured(channels, size):
     Winograd was chosen it is measured faster than direct again here. A shared CI machine can
     be busy for a moment: a failed comparison is measured once more before it counts."""
     from mmseg_hrplus.models.layers import winograd as module
-    from float_bounds import WINOGRAD_AMPLIFICATION, float32_bound, rounding_growth
+    from tests.helpers.float_bounds import WINOGRAD_AMPLIFICATION, float32_bound, rounding_growth
     module.clear_winograd_decisions()
     torch.manual_seed(0)
     layer, conv = _layer(channels, channels, autotune=True)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.helpers.tools import load_tool
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'tools' / 'analysis_tools'))
-import analyze_logs  # noqa: E402
+analyze_logs = load_tool('analysis_tools/analyze_logs.py')
 
 
 @pytest.fixture

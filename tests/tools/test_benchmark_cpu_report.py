@@ -9,11 +9,11 @@ import torch
 
 from mmseg_hrplus.apis.cpu_info import cpu_info
 from mmseg_hrplus.models.layers.winograd import AUTOTUNE_MARGIN
-from tiny_models import write_tiny_hrnet_fcn_configs
+from tests.helpers.tiny_models import write_tiny_hrnet_fcn_configs
+from tests.helpers.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / 'tools'))
-import benchmark  # noqa: E402
+benchmark = load_tool('benchmark.py')
 
 
 def test_benchmark_reports_cpu_and_winograd_decisions(tmp_path, monkeypatch, capsys):

@@ -12,7 +12,7 @@ import socket
 
 import pytest
 import torch
-from hrplus_tiny_run import make_data, output, run_tool, tool_env, write_config
+from tests.helpers.tiny_run import make_data, output, run_tool, tool_env, write_config
 
 from mmseg_hrplus.checkpoint import read_checkpoint
 

@@ -5,7 +5,7 @@ run by onnxruntime at 64x128 and at sizes that are not multiples of 32 (72x100: 
 18x25, 9x13, 5x7, 3x4, where the fusion takes mmseg's two-step resize). Before the export fix the
 HRNet graph was 67 off at 72x100 (the odd-size test was frozen at the example). BN statistics
 are calibrated on random images so the logits have a realistic magnitude (a few units). The
-bounds are relative to the largest logit (tests/float_bounds.py): onnxruntime's kernels sum in
+bounds are relative to the largest logit (tests/helpers/float_bounds.py): onnxruntime's kernels sum in
 another order than PyTorch's, and a Winograd backbone is exported as plain Conv nodes, so
 onnxruntime's direct conv is compared with PyTorch's Winograd arithmetic.
 """
@@ -17,12 +17,14 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from tiny_models import tiny_hrnet_extra
+from tests.helpers.tiny_models import tiny_hrnet_extra
+from tests.helpers.float_bounds import DEEP, WINOGRAD_DEEP, assert_close_relative, check_relative
+from tests.helpers.tools import load_tool
+
+pytestmark = pytest.mark.torch21
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / 'tools' / 'deployment'))
-import export_onnx  # noqa: E402
-from float_bounds import DEEP, WINOGRAD_DEEP, assert_close_relative, check_relative  # noqa: E402
+export_onnx = load_tool('deployment/export_onnx.py')
 
 NORM = dict(type='BN', requires_grad=True)
 PREPROCESSOR = dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],

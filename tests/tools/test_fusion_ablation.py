@@ -9,12 +9,11 @@ import pytest
 
 from mmseg_hrplus.apis import fusion_ablation as fa
 from mmseg_hrplus.models.backbones.hrnet import ARCH_PRESETS
+from tests.helpers.tiny_run import make_data
+from tests.helpers.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / 'tools' / 'analysis_tools'))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fusion_ablation as cli  # noqa: E402
-from hrplus_tiny_run import make_data  # noqa: E402
+cli = load_tool('analysis_tools/fusion_ablation.py')
 
 QUICKSTART = str(REPO / 'configs' / 'quickstart' / 'hrnet_w18s_synthetic.py')
 OFFICIAL, PAPER = 'conv_first/from_lowest', 'upsample_first/from_all'

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 from mmengine.config import Config
+from tests.helpers.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / 'tools' / 'analysis_tools'))
-import get_flops  # noqa: E402
+get_flops = load_tool('analysis_tools/get_flops.py')
 
 BISENETV2 = REPO / 'configs' / 'bisenetv2' / 'bisenetv2_cityscapes-1024x1024.py'
 

@@ -9,6 +9,8 @@ from mmseg_hrplus.models.backbones.bisenetv2 import ARCH_SETTINGS, BiSeNetV2
 from mmseg_hrplus.models.decode_heads.bga_head import BilateralGuidedAggregation
 from mmseg_hrplus.models.utils import FeatureSpec
 
+pytestmark = pytest.mark.torch21
+
 
 def count(module):
     return sum(p.numel() for p in module.parameters())

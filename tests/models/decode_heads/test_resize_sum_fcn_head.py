@@ -5,7 +5,7 @@ import torch
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-from float_bounds import SHALLOW, assert_close_relative, float32_bound, rounding_growth
+from tests.helpers.float_bounds import SHALLOW, assert_close_relative, float32_bound, rounding_growth
 from mmseg_hrplus.models.decode_heads import ResizeSumFCNHead
 
 pytestmark = pytest.mark.usefixtures('one_thread')

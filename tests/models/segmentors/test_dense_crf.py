@@ -15,7 +15,7 @@ from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS as SEG_MODELS
 from mmseg.structures import SegDataSample
 
-from float_bounds import assert_close_relative, float32_bound, rounding_growth
+from tests.helpers.float_bounds import assert_close_relative, float32_bound, rounding_growth
 from mmseg_hrplus.models.segmentors import DenseCRF, enable_dense_crf
 
 pytestmark = pytest.mark.usefixtures('one_thread')

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.utils import get_installed_path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 OUR_CONFIGS = REPO_ROOT / 'configs' / 'mmdet'
 #: mmdet's HRNetV2p detector configs (W18, W32, W40).
 MMDET_HRNET_CONFIGS = Path(get_installed_path('mmdet')) / '.mim' / 'configs' / 'hrnet'

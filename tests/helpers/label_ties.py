@@ -4,7 +4,7 @@ a tie, so labels are compared everywhere else."""
 import numpy as np
 import torch
 
-from float_bounds import DEEP
+from .float_bounds import DEEP
 
 
 def assert_labels_equal_where_decided(labels, logits, rel: float = DEEP,
@@ -15,7 +15,7 @@ def assert_labels_equal_where_decided(labels, logits, rel: float = DEEP,
     Args:
         labels: (H, W) labels of the other path (array or tensor).
         logits: (C, H, W) logits of the reference path.
-        rel: the relative rounding bound of the two paths (tests/float_bounds.py).
+        rel: the relative rounding bound of the two paths (tests/helpers/float_bounds.py).
         max_undecided: largest fraction of pixels allowed within rounding of a tie, so that the
             comparison covers nearly every pixel (measured at most 0.13%: 11 of 8192 for the
             tiny random HRNet of tests/tools/conftest.py, whose logits are close together).

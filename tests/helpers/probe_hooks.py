@@ -1,4 +1,5 @@
-"""Test-only hooks, imported by the tiny training configs of tests/tools (custom_imports).
+"""Test-only hooks, imported by the tiny training configs of tests/helpers/tiny_run.py
+(``custom_imports``, as ``tests.helpers.probe_hooks``).
 
 Each does nothing unless its environment variable is set, so the runs being compared use the
 very same config: HRPLUS_TEST_KILL_AFTER=k SIGKILLs the process right after iteration k (after

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # A narrow HRNetV2p R-CNN on one of our W18 configs: 1 block per branch, widths 8..64, 32-channel
 # pyramid, few samples. {mask_heads} is empty for Faster R-CNN.

@@ -1,9 +1,8 @@
 """Small models and configs for tests: real code paths at a fraction of the cost.
 
 Test helpers only (formerly ``mmseg_hrplus/testing.py``, which shipped them in the library):
-nothing in the package or ``tools/`` uses them. Imported like ``float_bounds``:
-``from tiny_models import tiny_hrnet_extra`` (``tests/`` is on ``sys.path``, see
-``tests/conftest.py``).
+nothing in the package or ``tools/`` uses them. Imported as
+``from tests.helpers.tiny_models import tiny_hrnet_extra``.
 """
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
