@@ -7,7 +7,7 @@ from importlib import import_module
 import pytest
 from mmengine.registry import DefaultScope
 
-from mmseg_hrplus.apis.runner import build_runner, load_config
+from mmseg_hrplus.engine.runner import build_runner, load_config
 
 HRNET = 'hrnet/hrnet_w18_cityscapes.py'
 HRNET_ARCHS = "'w18_small', 'w18', 'w32', 'w40', 'w48', 'w18_small_v1'"

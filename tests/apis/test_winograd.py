@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from tests.helpers.float_bounds import WINOGRAD_ONE_CONV, assert_close_relative
 from mmseg_hrplus.models.layers import WinogradConv2d, is_winograd_eligible
+from tests.helpers.float_bounds import WINOGRAD_ONE_CONV, assert_close_relative
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from tests.helpers.float_bounds import SHALLOW, assert_close_relative
 from mmseg_hrplus.benchmark.build import build_model
 from mmseg_hrplus.benchmark.weights import calibrate_bn, share_weights
+from tests.helpers.float_bounds import SHALLOW, assert_close_relative
 from tests.helpers.tiny_models import write_tiny_hrnet_fcn_configs
 
 pytestmark = pytest.mark.usefixtures('one_thread')

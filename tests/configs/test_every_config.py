@@ -27,11 +27,11 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 import pytest
 import torch
-from tests.helpers.detector_narrowing import detector_needs, detector_num_classes, narrow_detector
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 
 from mmseg_hrplus.models.utils import check_model_contract
+from tests.helpers.detector_narrowing import detector_needs, detector_num_classes, narrow_detector
 from tests.helpers.tiny_models import tiny_hrnet_extra
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,7 @@
 """configs/mmdet/faster-rcnn_hrnetv2p-*: parameter counts and parity with mmdet's own detector."""
 import pytest
 import torch
+
 from tests.helpers.mmdet_helpers import (assert_equal_features, build_detector, count_parameters,
                            frame_batch, mmdet_config, our_config, same_weight_detectors)
 

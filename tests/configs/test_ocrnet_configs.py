@@ -18,7 +18,7 @@ from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from mmseg_hrplus.apis.runner import build_config_model
+from mmseg_hrplus.engine.runner import build_config_model
 from mmseg_hrplus.models.backbones.hrnet import HRNet
 from tests.helpers.tiny_models import randomize_conv_bn_
 

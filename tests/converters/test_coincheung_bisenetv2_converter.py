@@ -20,10 +20,10 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 
-from tests.helpers.float_bounds import assert_close_relative, float32_bound, rounding_growth
 from mmseg_hrplus.converters import ConversionError, convert_file, get_source
 from mmseg_hrplus.models.decode_heads.bga_head import BGAHead, BilateralGuidedAggregation
 from mmseg_hrplus.models.decode_heads.booster_head import BoosterHead
+from tests.helpers.float_bounds import assert_close_relative, float32_bound, rounding_growth
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = REPO / 'tests' / 'data' / 'manifests' / 'bisenet-coincheung.json'

@@ -23,11 +23,12 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from tests.helpers.float_bounds import SHALLOW, assert_close_relative, float32_bound, rounding_growth
 from mmseg_hrplus.converters import ConversionError, convert_file
 from mmseg_hrplus.converters.hrnet_official import (CLS_HEAD_REASONS, convert_hrnet_imagenet,
                                                     convert_hrnet_seg)
 from mmseg_hrplus.models.backbones.hrnet import HRFusion, HRNet
+from tests.helpers.float_bounds import (SHALLOW, assert_close_relative, float32_bound,
+                                        rounding_growth)
 from tests.helpers.tiny_models import relative_error, tiny_hrnet_extra
 
 pytestmark = pytest.mark.usefixtures('one_thread')

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from mmcv.cnn import build_conv_layer
 from mmengine.registry import init_default_scope
 
-from tests.helpers.float_bounds import WINOGRAD_ONE_CONV, assert_close_relative
 from mmseg_hrplus.models.layers import WinogradConv2d, winograd_conv3x3
+from tests.helpers.float_bounds import WINOGRAD_ONE_CONV, assert_close_relative
 from tests.helpers.tiny_models import relative_error
 
 pytestmark = [pytest.mark.torch21, pytest.mark.usefixtures('one_thread')]

@@ -1,10 +1,10 @@
 """tools/analysis_tools/analyze_logs.py on a synthetic mmengine scalars.json."""
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
 from tests.helpers.tools import load_tool
 
 analyze_logs = load_tool('analysis_tools/analyze_logs.py')

@@ -3,7 +3,6 @@ weights): the JSON has the timing, ratio and difference fields, the logits agree
 onnxruntime on our export is timed in the same rounds. The parts are tested in
 tests/benchmark/."""
 import json
-import sys
 from pathlib import Path
 
 import pytest

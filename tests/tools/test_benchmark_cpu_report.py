@@ -2,12 +2,11 @@
 of the Winograd variant (tiny HRNet+FCN, no reference)."""
 import functools
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-from mmseg_hrplus.apis.cpu_info import cpu_info
+from mmseg_hrplus.utils.cpu_info import cpu_info
 from mmseg_hrplus.models.layers.winograd import AUTOTUNE_MARGIN
 from tests.helpers.tiny_models import write_tiny_hrnet_fcn_configs
 from tests.helpers.tools import load_tool

@@ -3,9 +3,9 @@
 This is one of the suite's two segmentation end-to-end runs; it uses the demo's real settings
 (300 iterations), so the mIoU floor is the README's figure minus a margin.
 """
-import sys
 
 import pytest
+
 from tests.helpers.tools import load_tool
 
 pytestmark = pytest.mark.torch21

@@ -1,11 +1,11 @@
 """tools/infer.py: a folder of images (one grayscale, odd sizes) -> label PNGs and overlays.
 The tiny model fixtures are in conftest.py; videos are tested in test_infer_video.py."""
-import sys
 from pathlib import Path
 
 import mmcv
 import numpy as np
 import pytest
+
 from tests.helpers.tools import load_tool
 
 pytestmark = pytest.mark.torch21

@@ -2,7 +2,6 @@
 fps, per-frame label PNGs, batch size without effect on the labels, and bad videos / unknown
 formats named in one line each. The tiny model comes from conftest.py's ``tiny_run``."""
 import re
-import sys
 from pathlib import Path
 
 import cv2
@@ -10,11 +9,12 @@ import numpy as np
 import pytest
 from mmseg.apis import init_model
 
-from tests.helpers.label_ties import assert_labels_equal_where_decided
 from mmseg_hrplus.apis.inference import segment_images
 from mmseg_hrplus.apis.overlay import overlay_labels
 from mmseg_hrplus.apis.video import SUPPORTED_FORMATS
-from tests.helpers.video_files import decode_all, moving_frames, properties, truncated_copy, write_video
+from tests.helpers.label_ties import assert_labels_equal_where_decided
+from tests.helpers.video_files import (decode_all, moving_frames, properties, truncated_copy,
+                                       write_video)
 from tests.helpers.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]

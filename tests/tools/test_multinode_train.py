@@ -15,8 +15,9 @@ import subprocess
 
 import pytest
 import torch
-from tests.helpers.tiny_run import REPO, make_data, tool_env, write_config
 from mmengine.runner.checkpoint import _load_checkpoint
+
+from tests.helpers.tiny_run import REPO, make_data, tool_env, write_config
 
 pytestmark = pytest.mark.torch21
 

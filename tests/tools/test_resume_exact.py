@@ -9,8 +9,9 @@ checkpoint.
 """
 import pytest
 import torch
-from tests.helpers.tiny_run import make_data, output, run_tool, tool_env, write_config
 from mmengine.runner.checkpoint import _load_checkpoint
+
+from tests.helpers.tiny_run import make_data, output, run_tool, tool_env, write_config
 
 pytestmark = pytest.mark.torch21
 

@@ -12,14 +12,9 @@ file has them, and every key dropped on purpose with the reason). Load DST with 
 or ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` in the config that names this command.
 """
 import argparse
-import sys
-from pathlib import Path
 from typing import Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from mmseg_hrplus.converters.registry import (convert_file, get_source,  # noqa: E402
-                                              source_names)
+from mmseg_hrplus.converters.registry import convert_file, get_source, source_names
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

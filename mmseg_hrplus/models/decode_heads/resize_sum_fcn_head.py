@@ -11,7 +11,7 @@ runs each slice at its stream's own resolution: for HRNetV2-W48 at a 512x512 cro
 conv costs 2.1 instead of 17 GMAC per image, in training (forward and both backward products)
 as in inference. Parameters and state-dict keys are ``FCNHead``'s, so mmseg's ``fcn_hr*``
 checkpoints load unchanged and the outputs equal ``FCNHead``'s up to float rounding.
-``mmseg_hrplus.apis.optimize_for_inference`` replaces an eligible ``FCNHead`` of a built model by
+``mmseg_hrplus.deploy.optimize_for_inference`` replaces an eligible ``FCNHead`` of a built model by
 this head, loaded with the FCNHead's state dict.
 """
 from typing import List

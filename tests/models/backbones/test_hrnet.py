@@ -16,10 +16,10 @@ from mmseg.models.decode_heads import FCNHead
 from torch.autograd import DeviceType
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from tests.helpers.float_bounds import DEEP, SHALLOW, WINOGRAD_DEEP, assert_close_relative
 from mmseg_hrplus.models.backbones.hrnet import ARCH_PRESETS, HRNet, arch_to_extra
 from mmseg_hrplus.models.utils.feature_spec import check_in_channels
 from mmseg_hrplus.models.utils.memory_format import is_channels_last
+from tests.helpers.float_bounds import DEEP, SHALLOW, WINOGRAD_DEEP, assert_close_relative
 from tests.helpers.tiny_models import randomize_conv_bn_, tiny_hrnet_extra
 
 # Narrow and shallow, but with everything the presets have: a stage-1 Bottleneck projection,

@@ -31,7 +31,7 @@ largest logit (0.96; BN-calibrated random weights).
   channel with weights summing to one (so the bias is added once). The per-stream convs then
   run at each stream's own resolution. Alone, it changes the logits by at most 1.2e-5 of the
   largest (tests, SHALLOW; measured 1.3e-6), within the DEEP bound of all the rewrites.
-* **torch.compile** (opt-in, ``compile=True``, :mod:`mmseg_hrplus.apis.inductor`): the
+* **torch.compile** (opt-in, ``compile=True``, :mod:`mmseg_hrplus.deploy.inductor`): the
   backbone and the decode head's forward are compiled by inductor with ``freezing`` (weights as
   constants: prepacked oneDNN weights, conv + bias + ReLU/add fused into one kernel). Same
   arithmetic up to float rounding; the first call per input size compiles, and a later
@@ -56,7 +56,7 @@ from mmseg.models.decode_heads import FCNHead
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmseg_hrplus.apis.inductor import compile_for_inference
+from mmseg_hrplus.deploy.inductor import compile_for_inference
 from mmseg_hrplus.models.decode_heads import ResizeSumFCNHead
 from mmseg_hrplus.models.layers import WinogradConv2d
 from mmseg_hrplus.models.layers.winograd import DEFAULT_MIN_CHANNELS

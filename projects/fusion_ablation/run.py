@@ -1,21 +1,22 @@
 """Train one config per seed and per HRNet fusion variant; tabulate and plot mIoU and loss.
 
-    python tools/analysis_tools/fusion_ablation.py CONFIG --seeds N --work-dir DIR
+    python -m projects.fusion_ablation.run CONFIG --seeds N --work-dir DIR
         [--modes official paper conv_first/from_all ...] [--all-combinations]
         [--make-synthetic-data ROOT [--synthetic-size H W]] [--threads T] [--nproc P]
         [--launch subprocess|in-process] [--flops-shape H W] [--complexity-only]
         [--report-only]
         [--cfg-options k=v ...]
 
-``--modes`` takes the named modes 'official' (= conv_first/from_lowest) and 'paper'
-(= upsample_first/from_all) and the four 'fuse_order/new_branch' combinations;
-``--all-combinations`` adds every combination. Each run is ``tools/train.py`` in its own child
-process, work dir ``DIR/<fuse_order>-<new_branch>/seed<k>``; the final validation mIoU and the
-loss curve are read from its json scalars log and saved in ``result.json`` there. A rerun
-trains only the runs without ``result.json`` (an interrupted run restarts from scratch). Then
-``DIR/fusion_ablation.md`` (per-variant mean ± std mIoU, n, params and GFLOPs of that variant's
-model at ``--flops-shape``, default the config's crop size; paired per-seed differences to
-official) and ``DIR/fusion_ablation.png`` (loss curves, mIoU per seed) are written.
+``--modes`` takes the named modes 'official' (= conv_first/from_lowest) and 'paper' (=
+upsample_first/from_all) and the four 'fuse_order/new_branch' combinations; ``--all-combinations``
+adds every combination. Run it from the repository root (the project is the package
+``projects.fusion_ablation``; the library is the installed ``mmseg_hrplus``). Each run is
+``tools/train.py`` in its own child process, work dir ``DIR/<fuse_order>-<new_branch>/seed<k>``; the
+final validation mIoU and the loss curve are read from its json scalars log and saved in
+``result.json`` there. A rerun trains only the runs without ``result.json`` (an interrupted run
+restarts from scratch). Then ``DIR/fusion_ablation.md`` (per-variant mean ± std mIoU, n, params and
+GFLOPs of that variant's model at ``--flops-shape``, default the config's crop size; paired per-seed
+differences to official) and ``DIR/fusion_ablation.png`` (loss curves, mIoU per seed) are written.
 ``--report-only`` writes the report from the runs finished so far (n per row) and trains
 nothing. ``--complexity-only`` counts params/FLOPs per variant and writes
 ``DIR/fusion_complexity.md`` without training (e.g. W48 at 512x1024).
@@ -29,11 +30,11 @@ order and hence the numbers in the last digits and, through training, the final 
 GPU runs are not bitwise reproducible in general (cuDNN algorithm choice, atomics), even with
 ``deterministic=True`` for the ops that lack a deterministic kernel.
 
-What docs/fusion_ablation.md reports (W18-small from scratch, the quickstart recipe of 300
-iterations, on the synthetic scenes drawn at 64x128 instead of the demo's 128x256 so that 6-12
+What projects/fusion_ablation/README.md reports (W18-small from scratch, the quickstart recipe of
+300 iterations, on the synthetic scenes drawn at 64x128 instead of the demo's 128x256 so that 6-12
 runs fit on a crowded 2-core CPU; one torch thread per run)::
 
-    python tools/analysis_tools/fusion_ablation.py configs/quickstart/hrnet_w18s_synthetic.py \
+    python -m projects.fusion_ablation.run configs/quickstart/hrnet_w18s_synthetic.py \
         --seeds 3 --modes official paper --all-combinations \
         --make-synthetic-data work_dirs/fusion_ablation/data_64x128 --synthetic-size 64 128 \
         --threads 1 --launch in-process --work-dir work_dirs/fusion_ablation \
@@ -48,7 +49,7 @@ Cityscapes on a GPU cluster: W48 (configs/hrnet_w48_cityscapes.py, mmseg's fcn_h
 deterministic bilinear-upsampling backward (the seeds and the data order stay fixed)::
 
     srun --nodes=1 --gres=gpu:4 --cpus-per-task=16 \
-        python tools/analysis_tools/fusion_ablation.py configs/hrnet_w48_cityscapes.py \
+        python -m projects.fusion_ablation.run configs/hrnet_w48_cityscapes.py \
         --seeds 3 --modes official paper --nproc 4 --no-deterministic \
         --flops-shape 1024 2048 --work-dir work_dirs/fusion_ablation_w48_cityscapes
 
@@ -61,20 +62,16 @@ favours official. For a comparison without that bias add
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from mmengine.config import Config, DictAction
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-for path in (str(REPO), str(HERE)):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+from mmseg_hrplus.benchmark.flops import count
+from mmseg_hrplus.utils.cpu_info import cpu_info
+from projects.fusion_ablation import ablation as fa
 
-from mmseg_hrplus.apis import fusion_ablation as fa  # noqa: E402
-from mmseg_hrplus.apis.cpu_info import cpu_info  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 TRAIN_SCRIPT = REPO / 'tools' / 'train.py'
 
@@ -157,13 +154,12 @@ def default_shape(config: str, cfg_options: dict) -> tuple:
 
 def complexity(config: str, variants: Sequence[fa.Variant], shape: tuple,
                cfg_options: dict, cache: Optional[Path] = None) -> Dict[str, dict]:
-    """combo -> ``dict(params, flops, shape)`` of the config's inference model (get_flops).
+    """combo -> ``dict(params, flops, shape)`` of the config's inference model
+    (:func:`mmseg_hrplus.benchmark.flops.count`).
 
     ``cache``: a json file of earlier counts (keyed by config, variant, shape and overrides),
     read and extended, so a rerun of the tool does not count again.
     """
-    from get_flops import count
-
     saved = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
     out = {}
     for variant in variants:

@@ -9,18 +9,18 @@ from mmseg.models.decode_heads import FCNHead
 from mmseg.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmseg_hrplus.apis import optimize_for_inference
-from mmseg_hrplus.apis.optimize import (
+from mmseg_hrplus.deploy import optimize_for_inference
+from mmseg_hrplus.deploy.optimize import (
     AUTO_FACTORIZE_HEAD,
     can_factorize_head,
     fold_batchnorms,
     fold_bn_into_conv,
     resize_sum_head_from,
 )
-from tests.helpers.float_bounds import DEEP, SHALLOW, WINOGRAD_DEEP, assert_close_relative
 from mmseg_hrplus.models.backbones.hrnet import arch_to_extra
 from mmseg_hrplus.models.decode_heads import ResizeSumFCNHead
 from mmseg_hrplus.models.layers import WinogradConv2d
+from tests.helpers.float_bounds import DEEP, SHALLOW, WINOGRAD_DEEP, assert_close_relative
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 PREPROCESSOR = dict(type='SegDataPreProcessor', mean=[0.0] * 3, std=[1.0] * 3)

@@ -1,7 +1,7 @@
 """One process of ``test_compile_cache.py``: a tiny HRNet + FCNHead segmentor with random
 weights from SEED, run eagerly and through ``optimize_for_inference(compile=True)``.
 
-    python -m tests.apis.compile_probe SEED OUT.pt    # from the repository root
+    python -m tests.deploy.compile_probe SEED OUT.pt    # from the repository root
 
 Saves ``dict(eager=logits, compiled=logits, cache={'hit': h, 'miss': m, 'bypass': b})`` to
 OUT.pt, ``cache`` being what inductor's FX graph cache did during the compiling call (in the
@@ -15,8 +15,8 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmseg_hrplus  # noqa: F401  (registers our models)
-from mmseg_hrplus.apis import optimize_for_inference
-from mmseg_hrplus.apis.inductor import inductor_cache_counts
+from mmseg_hrplus.deploy import optimize_for_inference
+from mmseg_hrplus.deploy.inductor import inductor_cache_counts
 from tests.helpers.tiny_models import randomize_conv_bn_, tiny_hrnet_extra
 
 WIDTHS = [4, 8, 16, 32]

@@ -3,7 +3,7 @@ import re
 
 import torch
 
-from mmseg_hrplus.apis.cpu_info import cpu_info, isa_level, onednn_version, parse_cpuinfo
+from mmseg_hrplus.utils.cpu_info import cpu_info, isa_level, onednn_version, parse_cpuinfo
 
 CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD

@@ -1,6 +1,6 @@
 """optimize_for_inference(compile=True): the compiled model gives the eager logits, and a second
 process reuses the first one's compiled graphs from inductor's on-disk cache, with its own
-weights (see :mod:`mmseg_hrplus.apis.inductor`)."""
+weights (see :mod:`mmseg_hrplus.deploy.inductor`)."""
 from pathlib import Path
 
 import pytest
@@ -11,11 +11,12 @@ from tests.helpers.detector_e2e import run_script
 from tests.helpers.float_bounds import DEEP, assert_close_relative
 from tests.helpers.tiny_models import relative_error
 
-PROBE = 'tests.apis.compile_probe'  # run as a module from the repository root
+PROBE = 'tests.deploy.compile_probe'  # run as a module from the repository root
 
 
 def _probe(seed: int, cache_dir: Path, out: Path) -> dict:
-    run_script(['-m', PROBE, seed, out], timeout=900, env=dict(TORCHINDUCTOR_CACHE_DIR=str(cache_dir)))
+    run_script(['-m', PROBE, seed, out], timeout=900,
+               env=dict(TORCHINDUCTOR_CACHE_DIR=str(cache_dir)))
     return torch.load(out)
 
 

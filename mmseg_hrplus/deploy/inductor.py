@@ -1,4 +1,4 @@
-"""The ``torch.compile`` path of :func:`~mmseg_hrplus.apis.optimize_for_inference`
+"""The ``torch.compile`` path of :func:`~mmseg_hrplus.deploy.optimize_for_inference`
 (``compile=True``), and what inductor's on-disk cache did for it.
 
 The backbone and every decode head's ``forward`` are compiled by inductor with

@@ -1,19 +1,17 @@
-"""tools/analysis_tools/fusion_ablation.py and mmseg_hrplus.apis.fusion_ablation: validation,
+"""projects/fusion_ablation/run.py and projects.fusion_ablation.ablation: validation,
 statistics, report writing, resume, the FLOP cost of each fusion order and one tiny real run."""
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
-from mmseg_hrplus.apis import fusion_ablation as fa
 from mmseg_hrplus.models.backbones.hrnet import ARCH_PRESETS
+from projects.fusion_ablation import ablation as fa
+from projects.fusion_ablation import run as cli
 from tests.helpers.tiny_run import make_data
-from tests.helpers.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
-cli = load_tool('analysis_tools/fusion_ablation.py')
 
 QUICKSTART = str(REPO / 'configs' / 'quickstart' / 'hrnet_w18s_synthetic.py')
 OFFICIAL, PAPER = 'conv_first/from_lowest', 'upsample_first/from_all'

@@ -6,7 +6,8 @@ The variants are the four combinations of :class:`~mmseg_hrplus.models.backbones
 'paper' = upsample_first/from_all. A run is identified by its variant and seed only, so
 ``--modes official`` and ``--modes conv_first/from_lowest`` share (and reuse) the same run.
 
-Pieces (the CLI is ``tools/analysis_tools/fusion_ablation.py``):
+Pieces (the CLI is ``projects/fusion_ablation/run.py``, run as
+``python -m projects.fusion_ablation.run`` from the repository root):
 
 * :func:`parse_modes`, :func:`check_seeds`: validate the request;
 * :func:`plan_runs`: the run matrix, seed-major (seed 0 of every variant, then seed 1, ...), so a
@@ -33,7 +34,8 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
-from ..models.backbones.hrnet import ARCH_PRESETS, FUSE_ORDERS, FUSION_MODES, NEW_BRANCH_RULES
+from mmseg_hrplus.models.backbones.hrnet import (ARCH_PRESETS, FUSE_ORDERS, FUSION_MODES,
+                                                 NEW_BRANCH_RULES)
 
 #: The variant every other one is compared with (paired per seed).
 REFERENCE_VARIANT = FUSION_MODES['official']
@@ -240,9 +242,9 @@ def subprocess_trainer(config: str, train_script: Path,
 
 def runner_trainer(config: str, cfg_options: Optional[Dict[str, object]] = None) -> TrainFn:
     """A ``train(run)`` that trains in this process on a fresh mmengine Runner, as
-    ``tools/train.py`` does (:func:`~mmseg_hrplus.apis.runner.load_config`, the training hooks of
+    ``tools/train.py`` does (:func:`~mmseg_hrplus.engine.runner.load_config`, the training hooks of
     :func:`~mmseg_hrplus.engine.add_training_hooks`,
-    :func:`~mmseg_hrplus.apis.runner.build_runner`).
+    :func:`~mmseg_hrplus.engine.runner.build_runner`).
 
     Cheaper than a child process for small runs (no interpreter start and imports per run).
     Each run gets its own ``experiment_name`` and visualizer name, so mmengine's logger and
@@ -252,8 +254,8 @@ def runner_trainer(config: str, cfg_options: Optional[Dict[str, object]] = None)
     def train(run: Run) -> None:
         import torch
 
-        from ..engine import add_training_hooks
-        from .runner import build_runner, load_config
+        from mmseg_hrplus.engine import add_training_hooks
+        from mmseg_hrplus.engine.runner import build_runner, load_config
 
         name = f'{run.variant.slug}_seed{run.seed}'
         # mmengine keeps one visualizer per name ('visualizer' in mmseg's runtime config): a
