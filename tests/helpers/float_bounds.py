@@ -82,7 +82,7 @@ WINOGRAD_DEEP = float32_bound(rounding_growth(144, depth=30,
                                               amplification=WINOGRAD_AMPLIFICATION[4]))
 
 #: One conv, Winograd F(m x m) against F.conv2d, forward and gradients, at most 33 channels
-#: (tests/models/test_winograd_conv.py: 2 * 16 + 1 output channels are summed for the input
+#: (tests/models/layers/test_winograd_conv.py: 2 * 16 + 1 output channels are summed for the input
 #: gradient; the weight gradient of F(4x4) sums at most 32 tiles): the Winograd side
 #: amplification * sqrt(33 / 6), plus the direct side sqrt(9 * 33 / 6) -> growth 32 for F(4x4)
 #: (3.8e-5) and 11 for F(2x2) (1.3e-5).

@@ -203,7 +203,7 @@ def test_autocast_and_bfloat16_run_the_plain_conv():
 def test_autotune_keeps_the_measured_faster_path_per_shape(monkeypatch):
     """The decision logic with fixed 'measured' times: the faster path is kept, measured once
     per conv shape and shared by layers of the same shape; direct is nn.Conv2d bit for bit."""
-    from mmseg_hrplus.models.layers import winograd as module
+    from mmseg_hrplus.models.layers.winograd import autotune as module
     module.clear_winograd_decisions()
     fake = iter([dict(winograd=0.96, direct=1.0), dict(winograd=1.0, direct=3.0)])
     calls = []
@@ -236,7 +236,7 @@ def test_autotune_in_training_times_forward_and_backward_per_gradient_kind(monke
     on which gradients are needed): 'direct' gives nn.Conv2d's output and gradients bit for
     bit, 'winograd' the Winograd ones; the model's parameters get no gradient from the
     timing."""
-    from mmseg_hrplus.models.layers import winograd as module
+    from mmseg_hrplus.models.layers.winograd import autotune as module
     module.clear_winograd_decisions()
     fake = iter([dict(winograd=2.0, direct=1.0), dict(winograd=1.0, direct=2.0)])
     timed = []
@@ -283,7 +283,7 @@ def test_autotuned_layer_is_not_slower_than_direct_measured(channels, size):
     is within 15% (timing noise and the per-call dispatch) of the direct conv's, and when
     Winograd was chosen it is measured faster than direct again here. A shared CI machine can
     be busy for a moment: a failed comparison is measured once more before it counts."""
-    from mmseg_hrplus.models.layers import winograd as module
+    from mmseg_hrplus.models.layers.winograd import autotune as module
     from tests.helpers.float_bounds import WINOGRAD_AMPLIFICATION, float32_bound, rounding_growth
     module.clear_winograd_decisions()
     torch.manual_seed(0)
