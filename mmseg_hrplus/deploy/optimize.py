@@ -5,10 +5,8 @@ Everything here is **inference-only**: a folded BatchNorm no longer normalises w
 statistics, so training the returned model would train a different network. The rewrites
 change the outputs only by float rounding: on HRNet-W18-small + FCN, BiSeNetV2 + BGA and
 DilatedResNet + ASPP the tests bound the difference by 9.6e-5 of the largest logit
-(``tests/helpers/float_bounds.py``, DEEP) and measure 0.8e-6 to 1.3e-6 of it. On HRNet-W48 logits at
-1x3x512x1024 (wider and deeper than DEEP was derived for; no test runs it),
-``tools/benchmark.py`` measured a max abs difference of 8.8e-5 to mmseg's model, 9.1e-5 of the
-largest logit (0.96; BN-calibrated random weights).
+(``tests/helpers/float_bounds.py``, DEEP). Measured differences, on larger models too, are in
+docs/benchmarks.md.
 
 * **BN folding**: an eval-mode BatchNorm ``y = (x - mean) / sqrt(var + eps) * gamma + beta``
   that directly follows a convolution is merged into it: ``W' = W * s`` (per output channel),
@@ -30,22 +28,25 @@ largest logit (0.96; BN-calibrated random weights).
   equal because a 1x1 conv mixes channels pixel by pixel and bilinear resizing is linear per
   channel with weights summing to one (so the bias is added once). The per-stream convs then
   run at each stream's own resolution. Alone, it changes the logits by at most 1.2e-5 of the
-  largest (tests, SHALLOW; measured 1.3e-6), within the DEEP bound of all the rewrites.
+  largest (tests, SHALLOW), within the DEEP bound of all the rewrites. It computes ~8x fewer
+  multiply-adds in the head's first conv but resizes ``len(in_index) - 1`` maps of ``channels``
+  channels instead of the narrower inputs, so it is memory-bound: whether it is faster depends
+  on the memory format and the machine (docs/benchmarks.md); ``factorize_head=False`` keeps the
+  FCNHead.
 * **torch.compile** (opt-in, ``compile=True``, :mod:`mmseg_hrplus.deploy.inductor`): the
   backbone and the decode head's forward are compiled by inductor with ``freezing`` (weights as
   constants: prepacked oneDNN weights, conv + bias + ReLU/add fused into one kernel). Same
   arithmetic up to float rounding; the first call per input size compiles, and a later
   process loads the compiled graphs from inductor's on-disk cache (see that module).
-* **Winograd** (opt-in, ``winograd=True``): wide 3x3 stride-1 convs computed by Winograd's
+* **Winograd** (opt-in, ``winograd=True`` or ``winograd=dict(min_channels=..., tile=...,
+  autotune=...)``): wide 3x3 stride-1 convs computed by Winograd's
   F(4x4, 3x3), 4x fewer multiply-adds (:mod:`mmseg_hrplus.models.layers.winograd`); the only
   rewrite here that does less arithmetic rather than less overhead, and it rounds more (tests
-  bound it by 3.4e-4 of the largest logit, WINOGRAD_DEEP; an earlier W48 run with every wide
-  conv on Winograd measured 9.5e-5 abs to mmseg's logits, 8.0e-5 without). Off by default for
-  that reason. With
-  ``winograd_autotune`` (the default) each converted conv times direct against Winograd once
-  per input shape on the CPU that runs it and keeps the faster (at the first call, or here when
-  ``example_input`` is given), so switching it on never makes a conv slower than measured:
-  oneDNN's direct conv beats our F(4x4) on AVX-512 cores where it loses on AVX2 ones.
+  bound it by 3.4e-4 of the largest logit, WINOGRAD_DEEP). Off by default for that reason.
+  With ``autotune`` (the default of ``winograd=dict(...)``) each converted conv times direct
+  against Winograd once per input shape on the CPU that runs it and keeps the faster (at the
+  first call, or here when ``example_input`` is given), so switching it on never makes a conv
+  slower than measured: which one wins depends on the core.
 """
 import copy
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -59,18 +60,38 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmseg_hrplus.deploy.inductor import compile_for_inference
 from mmseg_hrplus.models.decode_heads import ResizeSumFCNHead
 from mmseg_hrplus.models.layers import WinogradConv2d
-from mmseg_hrplus.models.layers.winograd import DEFAULT_MIN_CHANNELS
+from mmseg_hrplus.models.layers.winograd import DEFAULT_MIN_CHANNELS, check_tile
+from mmseg_hrplus.utils.validation import check_bool, check_choice, check_int
 
 FACTORIZE_HEAD_CHOICES = (True, False, 'auto')
-#: What ``factorize_head='auto'`` resolves to. The factorised head computes ~8x fewer
-#: multiply-adds in its first conv (HRNetV2-W48: 2.1 vs 17 GMAC at 1x3x512x1024) but resizes
-#: ``len(in_index) - 1`` maps of ``channels`` channels instead of the narrower inputs, so it is
-#: memory-bound: with BN folded and channels_last, the W48 head alone on the streams of a
-#: 1x3x512x1024 input ran 1.14-1.16x min / 1.02-1.11x median faster than mmseg's FCNHead
-#: (15 interleaved rounds, 2 threads, AMD EPYC Zen 3 AVX2, busy machine), as fast as the
-#: former in-place factorisation (bit-identical logits). docs/STACK.md records the opposite
-#: for mmseg's head without channels_last.
-AUTO_FACTORIZE_HEAD = True
+#: The keys of ``optimize_for_inference(winograd=dict(...))``: those of
+#: :meth:`WinogradConv2d.convert_winograd`, with their defaults.
+WINOGRAD_DEFAULTS = dict(min_channels=DEFAULT_MIN_CHANNELS, tile=4, autotune=True)
+
+
+def winograd_settings(winograd: Union[bool, dict, None]) -> Optional[dict]:
+    """The Winograd conversion ``optimize_for_inference(winograd=...)`` asks for: None for off
+    (False or None), :data:`WINOGRAD_DEFAULTS` for True, else the given dict over the defaults.
+
+    Raises:
+        ValueError: a dict with keys other than :data:`WINOGRAD_DEFAULTS`', or another type.
+    """
+    if winograd is None or winograd is False:
+        return None
+    if winograd is True:
+        return dict(WINOGRAD_DEFAULTS)
+    if not isinstance(winograd, dict):
+        raise ValueError(f'winograd={winograd!r} is not supported; allowed values: True, False, '
+                         f'None or a dict with keys {", ".join(WINOGRAD_DEFAULTS)}')
+    unknown = sorted(set(winograd) - set(WINOGRAD_DEFAULTS))
+    if unknown:
+        raise ValueError(f'winograd has unknown keys {unknown}; allowed keys: '
+                         f'{", ".join(WINOGRAD_DEFAULTS)}')
+    settings = {**WINOGRAD_DEFAULTS, **winograd}
+    check_tile(settings['tile'])
+    check_int('winograd.min_channels', settings['min_channels'])
+    check_bool('winograd.autotune', settings['autotune'])
+    return settings
 
 
 def fold_bn_into_conv(conv: nn.Conv2d, bn: _BatchNorm) -> None:
@@ -160,64 +181,6 @@ def fold_batchnorms(model: nn.Module) -> int:
     return len(seen)
 
 
-def can_factorize_head(head: nn.Module) -> bool:
-    """True for an mmseg ``FCNHead`` (exactly that class) with ``input_transform=
-    'resize_concat'``, at least one conv, a plain 1x1 stride-1 ungrouped unpadded first conv in
-    a ConvModule of order ``('conv', 'norm', 'act')``, and ``concat_input=False``: the heads
-    :class:`ResizeSumFCNHead` computes with the same weights."""
-    if type(head) is not FCNHead or head.input_transform != 'resize_concat':
-        return False
-    if head.num_convs < 1 or head.concat_input:
-        return False
-    first = head.convs[0]
-    conv = first.conv
-    return (type(conv) is nn.Conv2d and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
-            and conv.groups == 1 and conv.padding == (0, 0)
-            and first.order == ('conv', 'norm', 'act'))
-
-
-def resize_sum_head_from(head: FCNHead, stream_channels: Sequence[int]) -> ResizeSumFCNHead:
-    """A :class:`ResizeSumFCNHead` with the settings of ``head`` (see
-    :func:`can_factorize_head`) and its state dict (same keys, loaded strictly): same outputs up
-    to float rounding, on ``head``'s device and dtype, in ``head``'s train/eval mode.
-
-    Args:
-        head: the mmseg ``FCNHead`` to replace (left unchanged).
-        stream_channels: channels of the streams ``head.in_index`` selects, in order; they
-            must sum to ``head.in_channels``.
-
-    Raises:
-        ValueError: ``head`` is not eligible, or ``stream_channels`` do not sum to its
-            ``in_channels``.
-    """
-    if not can_factorize_head(head):
-        raise ValueError(f'factorize_head needs an mmseg FCNHead with input_transform='
-                         f'\'resize_concat\', a plain 1x1 first conv and concat_input=False, '
-                         f'got {type(head).__name__} with input_transform='
-                         f'{getattr(head, "input_transform", None)!r}')
-    stream_channels = [int(c) for c in stream_channels]
-    if sum(stream_channels) != head.in_channels:
-        raise ValueError(f'stream_channels={stream_channels} sum to {sum(stream_channels)}, '
-                         f'the head has in_channels={head.in_channels}')
-    new = ResizeSumFCNHead(
-        in_channels=stream_channels, channels=head.channels, num_convs=head.num_convs,
-        kernel_size=head.kernel_size, concat_input=head.concat_input,
-        dilation=head.convs[-1].conv.dilation[0], in_index=list(head.in_index),
-        input_transform=head.input_transform, num_classes=head.num_classes,
-        out_channels=head.out_channels, threshold=head.threshold,
-        dropout_ratio=head.dropout_ratio, conv_cfg=head.conv_cfg, norm_cfg=head.norm_cfg,
-        act_cfg=head.act_cfg, ignore_index=head.ignore_index,
-        align_corners=head.align_corners, loss_decode=[], init_cfg=None)
-    # losses and sampler are built modules already: shared, not rebuilt from configs
-    new.loss_decode = head.loss_decode
-    new.sampler = head.sampler
-    weight = head.conv_seg.weight
-    new.to(device=weight.device, dtype=weight.dtype)
-    new.load_state_dict(head.state_dict(), strict=True)
-    new.requires_grad_(weight.requires_grad)
-    return new.train(head.training)
-
-
 def _stream_channels(model: nn.Module, head: FCNHead,
                      example_input: Union[Tensor, Sequence[int], None]
                      ) -> Optional[List[int]]:
@@ -235,8 +198,8 @@ def _stream_channels(model: nn.Module, head: FCNHead,
 
 def factorize_heads(model: nn.Module, required: bool = False,
                     example_input: Union[Tensor, Sequence[int], None] = None) -> int:
-    """Replace every eligible decode head of ``model`` (:func:`can_factorize_head`) by its
-    :func:`resize_sum_head_from`, in place. Returns the number replaced.
+    """Replace every decode head of ``model`` that :meth:`ResizeSumFCNHead.can_replace` by its
+    :meth:`ResizeSumFCNHead.from_fcn_head`, in place. Returns the number replaced.
 
     Args:
         required: raise when an eligible head's stream channels cannot be told (a backbone
@@ -252,7 +215,7 @@ def factorize_heads(model: nn.Module, required: bool = False,
     indexed = list(enumerate(heads)) if isinstance(heads, nn.ModuleList) else [(None, heads)]
     replaced = 0
     for index, head in indexed:
-        if not can_factorize_head(head):
+        if not ResizeSumFCNHead.can_replace(head):
             continue
         channels = _stream_channels(model, head, example_input)
         if channels is None:
@@ -261,7 +224,7 @@ def factorize_heads(model: nn.Module, required: bool = False,
                                  'FCNHead concatenates are unknown (the backbone has no '
                                  'out_specs, or there is a neck); pass example_input')
             continue
-        new = resize_sum_head_from(head, channels)
+        new = ResizeSumFCNHead.from_fcn_head(head, channels)
         if index is None:
             model.decode_head = new
         else:
@@ -283,10 +246,7 @@ def optimize_for_inference(model: nn.Module,
                            factorize_head: Union[bool, str] = 'auto',
                            inplace: bool = False,
                            compile: bool = False,
-                           winograd: bool = False,
-                           winograd_min_channels: int = DEFAULT_MIN_CHANNELS,
-                           winograd_tile: int = 4,
-                           winograd_autotune: bool = True,
+                           winograd: Union[bool, dict, None] = None,
                            example_input: Union[Tensor, Sequence[int], None] = None
                            ) -> nn.Module:
     """An inference-only copy of a segmentor with exact speed rewrites (see the module notes).
@@ -299,22 +259,24 @@ def optimize_for_inference(model: nn.Module,
         channels_last: convert 4-D parameters to ``torch.channels_last`` and the backbone's
             input with a forward pre-hook.
         fold_bn: fold every BN that directly follows a conv into the conv.
-        factorize_head: True, False or 'auto' (:data:`AUTO_FACTORIZE_HEAD`): replace a
-            ``resize_concat`` FCNHead by a ``ResizeSumFCNHead`` (:func:`factorize_heads`; other
-            heads are left unchanged). The channels of its streams come from the backbone's
-            ``out_specs`` (no neck) or one ``extract_feat`` of ``example_input``; without
-            either, True raises and 'auto' keeps the FCNHead.
+        factorize_head: replace a ``resize_concat`` FCNHead by a ``ResizeSumFCNHead``
+            (:func:`factorize_heads`; other heads are left unchanged). The channels of its
+            streams come from the backbone's ``out_specs`` (no neck) or one ``extract_feat`` of
+            ``example_input``. 'auto': replace it where those channels are known, keep the
+            FCNHead where they are not; True: replace it or raise; False: keep it.
         inplace: rewrite ``model`` itself instead of a deep copy.
         compile: compile the backbone and the decode heads' ``forward`` with inductor and
             ``freezing=True`` (see the module notes); the model then no longer deep-copies.
-        winograd: compute every 3x3 stride-1 conv with at least ``winograd_min_channels``
-            input and output channels by Winograd's F(``winograd_tile`` x ``winograd_tile``,
-            3x3) (:mod:`mmseg_hrplus.models.layers.winograd`): fewer multiply-adds, more rounding
+        winograd: None or False (the default): no Winograd. True, or a dict of
+            :data:`WINOGRAD_DEFAULTS`' keys (OpenMMLab's ``*_cfg`` style, missing keys take the
+            defaults): compute every 3x3 stride-1 conv with at least ``min_channels`` input and
+            output channels by Winograd's F(``tile`` x ``tile``, 3x3)
+            (:mod:`mmseg_hrplus.models.layers.winograd`): fewer multiply-adds, more rounding
             (bounded by 3.4e-4 of the largest logit in the tests instead of 9.6e-5). Applied
-            after BN folding, by :meth:`WinogradConv2d.convert_winograd`.
-        winograd_autotune: each Winograd conv times itself against the direct conv once per
+            after BN folding, by :meth:`WinogradConv2d.convert_winograd`. With ``autotune``
+            (default True) each Winograd conv times itself against the direct conv once per
             input shape and keeps the faster (decisions in
-            :func:`mmseg_hrplus.models.layers.winograd_decisions`). False: always Winograd.
+            :func:`mmseg_hrplus.models.layers.winograd_decisions`); False: always Winograd.
         example_input: a tensor (or its shape, filled with random numbers) the model is run on
             once here, in ``torch.no_grad``, so that the autotune measurements happen now and
             not at the first call (``model(x, mode='tensor')`` for mmengine models); also tells
@@ -324,30 +286,24 @@ def optimize_for_inference(model: nn.Module,
         The rewritten model (a new object unless ``inplace``), in eval mode, with
         ``requires_grad=False`` on every parameter. Do not train it.
     """
-    if factorize_head not in FACTORIZE_HEAD_CHOICES or not isinstance(factorize_head,
-                                                                        (bool, str)):
-        raise ValueError(f'factorize_head={factorize_head!r} is not supported; allowed values: '
-                         f'True, False, \'auto\'')
-    explicit = factorize_head is True
-    if factorize_head == 'auto':
-        factorize_head = AUTO_FACTORIZE_HEAD
+    check_choice('factorize_head', factorize_head, FACTORIZE_HEAD_CHOICES)
+    winograd = winograd_settings(winograd)
     if not inplace:
         model = copy.deepcopy(model)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     if factorize_head:  # before folding: the new head loads the FCNHead's state dict
-        factorize_heads(model, required=explicit, example_input=example_input)
+        factorize_heads(model, required=factorize_head is True, example_input=example_input)
     if fold_bn:
         fold_batchnorms(model)
     if channels_last:
         model.to(memory_format=torch.channels_last)
         backbone: Optional[nn.Module] = getattr(model, 'backbone', None)
         (backbone or model).register_forward_pre_hook(_to_channels_last)
-    if winograd:
-        model = WinogradConv2d.convert_winograd(model, winograd_min_channels, winograd_tile,
-                                                winograd_autotune)
-        if winograd_autotune and example_input is not None:
+    if winograd is not None:
+        model = WinogradConv2d.convert_winograd(model, **winograd)
+        if winograd['autotune'] and example_input is not None:
             _run_once(model, example_input)
     if compile:
         compile_for_inference(model)

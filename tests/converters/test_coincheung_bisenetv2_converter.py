@@ -207,8 +207,8 @@ def test_data_preprocessor_is_coincheungs_normalisation(model):
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    (dict(upsample_mode='bicubic'), r"upsample_mode must be one of 'bilinear', 'nearest', "
-                                    r"got 'bicubic'"),
+    (dict(upsample_mode='bicubic'), r"upsample_mode='bicubic' is not supported; allowed values: "
+                                    r"'bilinear', 'nearest'"),
     (dict(pointwise_bias='no'), r"pointwise_bias must be True or False, got 'no'"),
 ])
 def test_bga_head_options_are_validated(kwargs, message):

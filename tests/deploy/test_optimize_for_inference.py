@@ -10,13 +10,7 @@ from mmseg.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmseg_hrplus.deploy import optimize_for_inference
-from mmseg_hrplus.deploy.optimize import (
-    AUTO_FACTORIZE_HEAD,
-    can_factorize_head,
-    fold_batchnorms,
-    fold_bn_into_conv,
-    resize_sum_head_from,
-)
+from mmseg_hrplus.deploy.optimize import fold_batchnorms, fold_bn_into_conv, winograd_settings
 from mmseg_hrplus.models.backbones.hrnet import arch_to_extra
 from mmseg_hrplus.models.decode_heads import ResizeSumFCNHead
 from mmseg_hrplus.models.layers import WinogradConv2d
@@ -123,8 +117,9 @@ def test_head_factorisation_equals_concat_form():
     unfolded = optimize_for_inference(model, channels_last=False, fold_bn=False,
                                       factorize_head=True)
     assert_close_relative(_logits(unfolded, x), a, SHALLOW, 'factorised head, BN unfolded')
+    # 'auto' (the default) replaces the head where its stream channels are known (out_specs)
     auto = optimize_for_inference(model, channels_last=False)
-    assert (type(auto.decode_head) is ResizeSumFCNHead) == AUTO_FACTORIZE_HEAD
+    assert type(auto.decode_head) is ResizeSumFCNHead
     # the predict path (resize to the image, argmax) works on the factorised head
     preds = factorized.predict(x)
     assert preds[0].pred_sem_seg.data.shape == (1, 70, 130)
@@ -160,15 +155,15 @@ def test_factorised_head_state_dict_is_the_fcn_heads_and_stays_so():
     _assert_same_state(model.decode_head.state_dict(), original, 'the input model')
 
 
-def test_resize_sum_head_from_checks_its_inputs():
+def test_resize_sum_head_from_fcn_head_checks_its_inputs():
     head = hrnet_fcn().decode_head
     with pytest.raises(ValueError, match=r'stream_channels=\[18, 36, 72, 140\] sum to 266, '
                                          r'the head has in_channels=270'):
-        resize_sum_head_from(head, [18, 36, 72, 140])
+        ResizeSumFCNHead.from_fcn_head(head, [18, 36, 72, 140])
     with pytest.raises(ValueError, match='factorize_head needs an mmseg FCNHead with '
                                          "input_transform='resize_concat'"):
-        resize_sum_head_from(bisenetv2_bga().decode_head, [128, 128])
-    new = resize_sum_head_from(head, HRNET_W18S_WIDTHS)
+        ResizeSumFCNHead.from_fcn_head(bisenetv2_bga().decode_head, [128, 128])
+    new = ResizeSumFCNHead.from_fcn_head(head, HRNET_W18S_WIDTHS)
     assert (new.in_index, new.align_corners, new.num_classes, new.channels) == (
         [0, 1, 2, 3], False, 19, 270)
     assert not new.training and new.loss_decode is head.loss_decode
@@ -191,9 +186,26 @@ def test_head_factorisation_needs_stream_channels_without_out_specs():
 
 def test_head_factorisation_only_for_resize_concat_fcn():
     model = bisenetv2_bga()
-    assert not can_factorize_head(model.decode_head)
+    assert not ResizeSumFCNHead.can_replace(model.decode_head)
     fast = optimize_for_inference(model, factorize_head=True)  # other heads are left alone
     assert type(fast.decode_head) is type(model.decode_head)
+
+
+def test_winograd_settings_take_the_defaults_and_refuse_unknown_keys():
+    from mmseg_hrplus.models.layers.winograd import DEFAULT_MIN_CHANNELS
+    defaults = dict(min_channels=DEFAULT_MIN_CHANNELS, tile=4, autotune=True)
+    assert winograd_settings(None) is None and winograd_settings(False) is None
+    assert winograd_settings(True) == defaults
+    assert winograd_settings(dict(tile=2)) == dict(defaults, tile=2)
+    with pytest.raises(ValueError, match=r"winograd has unknown keys \['min_channel'\]; "
+                                         r'allowed keys: min_channels, tile, autotune'):
+        winograd_settings(dict(min_channel=18))
+    with pytest.raises(ValueError, match=r'tile=3 is not supported; allowed values: 2, 4'):
+        winograd_settings(dict(tile=3))
+    with pytest.raises(ValueError, match=r'winograd.min_channels must be an int >= 1, got 0'):
+        optimize_for_inference(hrnet_fcn(), winograd=dict(min_channels=0))
+    with pytest.raises(ValueError, match=r"winograd='yes' is not supported"):
+        winograd_settings('yes')
 
 
 def test_inplace_and_bad_argument():
@@ -229,7 +241,7 @@ def test_optimize_for_inference_with_winograd(size):
     x = torch.randn(1, 3, *size)
     expected = _logits(model, x)
     # W18-small's widths are 18/36/72/144: a low threshold makes every stream Winograd.
-    fast = optimize_for_inference(model, winograd=True, winograd_min_channels=18)
+    fast = optimize_for_inference(model, winograd=dict(min_channels=18))
     replaced = [m for m in fast.modules() if isinstance(m, WinogradConv2d)]
     # Every 3x3 stride-1 conv: 2 per BasicBlock of the stages' branches, the 2 Bottleneck
     # 3x3 convs of layer1 and the first transition's stride-1 conv (256 -> 18).
@@ -244,18 +256,18 @@ def test_winograd_autotune_measures_at_optimize_time_with_an_example_input():
     """``example_input`` runs the autotune measurements inside optimize_for_inference: one
     decision per distinct conv shape (channels, size), each keeping the path it measured
     faster; the logits stay within the Winograd bound whichever paths were chosen. With
-    ``winograd_autotune=False`` nothing is measured."""
+    ``winograd=dict(autotune=False)`` nothing is measured."""
     from mmseg_hrplus.models.layers import clear_winograd_decisions, winograd_decisions
     from mmseg_hrplus.models.layers.winograd import AUTOTUNE_MARGIN
     model = hrnet_fcn()
     x = torch.randn(1, 3, 64, 128)
     expected = _logits(model, x)
     clear_winograd_decisions()
-    fixed = optimize_for_inference(model, winograd=True, winograd_min_channels=18,
-                                   winograd_autotune=False, example_input=(1, 3, 64, 128))
+    fixed = optimize_for_inference(model, winograd=dict(min_channels=18, autotune=False),
+                                   example_input=(1, 3, 64, 128))
     assert winograd_decisions() == {}
     assert not any(m.autotune for m in fixed.modules() if isinstance(m, WinogradConv2d))
-    fast = optimize_for_inference(model, winograd=True, winograd_min_channels=18,
+    fast = optimize_for_inference(model, winograd=dict(min_channels=18),
                                   example_input=(1, 3, 64, 128))
     decisions = winograd_decisions()
     layers = [m for m in fast.modules() if isinstance(m, WinogradConv2d)]

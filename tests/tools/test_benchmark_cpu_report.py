@@ -1,6 +1,5 @@
 """tools/benchmark.py reports the CPU it ran on and, with --winograd, the autotune decisions
 of the Winograd variant (tiny HRNet+FCN, no reference)."""
-import functools
 import json
 from pathlib import Path
 
@@ -18,9 +17,12 @@ benchmark = load_tool('benchmark.py')
 def test_benchmark_reports_cpu_and_winograd_decisions(tmp_path, monkeypatch, capsys):
     config, _ = write_tiny_hrnet_fcn_configs(tmp_path)
     # the tiny HRNet is 4-32 channels wide: let Winograd (and its autotune) take them all
-    monkeypatch.setattr(benchmark, 'optimize_for_inference',
-                        functools.partial(benchmark.optimize_for_inference,
-                                          winograd_min_channels=4))
+    optimize = benchmark.optimize_for_inference
+
+    def optimize_narrow(model, winograd=None, **kwargs):
+        return optimize(model, winograd=winograd and dict(min_channels=4), **kwargs)
+
+    monkeypatch.setattr(benchmark, 'optimize_for_inference', optimize_narrow)
     out = tmp_path / 'out.json'
     threads = torch.get_num_threads()
     try:

@@ -87,6 +87,7 @@ from torch.utils.checkpoint import checkpoint
 from mmseg_hrplus.models.utils.feature_spec import FeatureSpec
 from mmseg_hrplus.models.utils.freezing import freeze, keep_norm_eval
 from mmseg_hrplus.registry import MODELS
+from mmseg_hrplus.utils.validation import check_bool, check_choice, check_int
 
 ConfigType = Dict
 BLOCKS = {'BASIC': BasicBlock, 'BOTTLENECK': Bottleneck}
@@ -149,15 +150,9 @@ FUSE_RESIZES = ('two_step', 'single')
 _EXTRA_STAGE_KEYS = ('num_modules', 'num_branches', 'block', 'num_blocks', 'num_channels')
 
 
-def _choice(name: str, value, allowed: Sequence) -> None:
-    if value not in allowed:
-        raise ValueError(f'{name}={value!r} is not supported; allowed values: '
-                         f'{", ".join(repr(a) for a in allowed)}')
-
-
 def arch_to_extra(arch: str) -> dict:
     """The mmseg/mmdet ``extra`` dict of a preset (to build their ``HRNet`` identically)."""
-    _choice('arch', arch, tuple(ARCH_PRESETS))
+    check_choice('arch', arch, tuple(ARCH_PRESETS))
     return {
         f'stage{s + 1}': dict(num_modules=spec.num_modules, num_branches=len(spec.num_blocks),
                               block=spec.block, num_blocks=spec.num_blocks,
@@ -185,7 +180,7 @@ def extra_to_stages(extra: dict) -> Tuple[StageSpec, ...]:
             raise ValueError(f'extra["stage{s}"] has unsupported entries {sorted(unknown)} or '
                              f'fuse_method={cfg.get("fuse_method")!r}; allowed keys: '
                              f'{list(_EXTRA_STAGE_KEYS)} and fuse_method=\'SUM\'')
-        _choice(f'extra["stage{s}"]["block"]', cfg['block'], tuple(BLOCKS))
+        check_choice(f'extra["stage{s}"]["block"]', cfg['block'], tuple(BLOCKS))
         if cfg['num_branches'] != s:
             raise ValueError(f'extra["stage{s}"]["num_branches"]={cfg["num_branches"]}: stage '
                              f'{s} of HRNet has exactly {s} branch(es)')
@@ -500,15 +495,15 @@ class HRNet(BaseModule):
                 raise ValueError(f'arch={arch!r} is not supported; allowed values: a preset name '
                                  f'({", ".join(repr(a) for a in ARCH_PRESETS)}) or an mmseg-style '
                                  f'extra dict')
-            _choice('arch', arch, tuple(ARCH_PRESETS))
+            check_choice('arch', arch, tuple(ARCH_PRESETS))
             stages = ARCH_PRESETS[arch].stages()
-        _choice('fusion_mode', fusion_mode, tuple(FUSION_MODES))
+        check_choice('fusion_mode', fusion_mode, tuple(FUSION_MODES))
         fuse_order = FUSION_MODES[fusion_mode][0] if fuse_order is None else fuse_order
         new_branch = FUSION_MODES[fusion_mode][1] if new_branch is None else new_branch
-        _choice('fuse_order', fuse_order, FUSE_ORDERS)
-        _choice('new_branch', new_branch, NEW_BRANCH_RULES)
-        _choice('upsample_mode', upsample_mode, UPSAMPLE_MODES)
-        _choice('fuse_resize', fuse_resize, FUSE_RESIZES)
+        check_choice('fuse_order', fuse_order, FUSE_ORDERS)
+        check_choice('new_branch', new_branch, NEW_BRANCH_RULES)
+        check_choice('upsample_mode', upsample_mode, UPSAMPLE_MODES)
+        check_choice('fuse_resize', fuse_resize, FUSE_RESIZES)
         if upsample_mode == 'nearest':
             if align_corners:
                 raise ValueError(f'align_corners={align_corners!r} needs '
@@ -520,12 +515,9 @@ class HRNet(BaseModule):
             raise ValueError(f'frozen_stages={frozen_stages!r} must be an int, not a bool; '
                              f'allowed values: -1, 0, 1, 2, 3, 4 (mmdet\'s HRNet takes '
                              f'zero_init_residual in this position: pass it by keyword)')
-        _choice('frozen_stages', frozen_stages, tuple(range(-1, 5)))
-        if not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f'in_channels={in_channels!r} must be a positive int')
-        if not isinstance(channels_last, bool):
-            raise ValueError(f'channels_last={channels_last!r} is not supported; allowed values: '
-                             f'True, False')
+        check_choice('frozen_stages', frozen_stages, tuple(range(-1, 5)))
+        check_int('in_channels', in_channels)
+        check_bool('channels_last', channels_last)
 
         self.arch = arch
         self.stage_specs = stages

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from mmseg_hrplus.models.utils.feature_spec import FeatureSpec, check_in_channels
 from mmseg_hrplus.registry import MODELS
+from mmseg_hrplus.utils.validation import check_choice
 
 # Paper, Sec. 3.3: ASPP-L, the variant used for every reported ResNet-101 result.
 ASPP_L_DILATIONS: Tuple[int, ...] = (6, 12, 18, 24)
@@ -146,9 +147,8 @@ class ASPPHead(BaseDecodeHead):
             dropout_ratio = FC_BRANCH_DROPOUT if branch_channels is not None else 0.0
         if not 0.0 <= dropout_ratio < 1.0:
             raise ValueError(f'ASPPHead: dropout_ratio={dropout_ratio} must be in [0, 1)')
-        if input_transform not in (None, 'resize_concat'):
-            raise ValueError(f'ASPPHead: input_transform={input_transform!r} is not supported; '
-                             f"allowed values: (None, 'resize_concat')")
+        check_choice('input_transform', input_transform, (None, 'resize_concat'),
+                     owner='ASPPHead')
         if 'channels' in kwargs:
             raise ValueError(f"ASPPHead: channels={kwargs['channels']!r} cannot be used: "
                              f'DeepLabv2 ASPP maps the features straight to logits (mmseg\'s '

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from mmseg_hrplus.utils.validation import check_int
+
 INSTALL_HINT = "pip install -e .[crf]  (or: pip install pydensecrf2)"
 
 
@@ -61,8 +63,7 @@ class DenseCRF:
                  bilateral_srgb: float = 3.0,
                  bilateral_weight: float = 4.0,
                  unary_clip: float = 1e-5) -> None:
-        if not isinstance(iterations, int) or iterations < 1:
-            raise ValueError(f'DenseCRF: iterations={iterations!r} must be a positive int')
+        check_int('iterations', iterations, owner='DenseCRF')
         for name, value in (('gaussian_sxy', gaussian_sxy), ('bilateral_sxy', bilateral_sxy),
                             ('bilateral_srgb', bilateral_srgb), ('unary_clip', unary_clip)):
             if not value > 0:

@@ -190,10 +190,10 @@ def test_default_init_zeroes_last_bn_of_each_block():
 
 
 @pytest.mark.parametrize('kwargs, pattern', [
-    (dict(output_stride=4), r'output_stride=4 .*allowed values: \(8, 16, 32\)'),
-    (dict(depth=34), r'depth=34 .*allowed values: \(50, 101, 152\)'),
-    (dict(stem='v1c'), r"stem='v1c' .*allowed values: \('v1', 'deep'\)"),
-    (dict(style='tf'), r"style='tf' .*allowed values: \('pytorch', 'caffe'\)"),
+    (dict(output_stride=4), r'DilatedResNet: output_stride=4 .*allowed values: 8, 16, 32$'),
+    (dict(depth=34), r'depth=34 .*allowed values: 50, 101, 152$'),
+    (dict(stem='v1c'), r"stem='v1c' .*allowed values: 'v1', 'deep'$"),
+    (dict(style='tf'), r"style='tf' .*allowed values: 'pytorch', 'caffe'$"),
     (dict(out_indices=(4, )), r'out_indices=\(4,\)'),
     (dict(out_indices=()), r'out_indices=\(\)'),
     (dict(frozen_stages=5), r'frozen_stages=5 .*allowed values'),

@@ -446,7 +446,7 @@ def test_channels_last_same_function_weights_and_checkpoints(conv_cfg, bound, tm
     (dict(fuse_order='sideways'), r"fuse_order='sideways'.*'conv_first', 'upsample_first'"),
     (dict(new_branch='random'), r"new_branch='random'.*'from_lowest', 'from_all'"),
     (dict(frozen_stages=5), r'frozen_stages=5.*-1, 0, 1, 2, 3, 4'),
-    (dict(channels_last='yes'), r"channels_last='yes'.*allowed values: True, False"),
+    (dict(channels_last='yes'), r"channels_last must be True or False, got 'yes'"),
     (dict(upsample_mode='nearest', align_corners=True), r'align_corners=True'),
     (dict(arch='w18', extra=TINY), r'arch=.*extra'),
     (dict(extra={k: v for k, v in TINY.items() if k != 'stage4'}), r'stage4'),

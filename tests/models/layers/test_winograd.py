@@ -23,7 +23,7 @@ def test_eligibility():
         assert not is_winograd_eligible(conv)
     with pytest.raises(ValueError, match=r'tile=3 is not supported; allowed values: 2, 4'):
         WinogradConv2d.convert_winograd(nn.Conv2d(4, 4, 3, padding=1), tile=3)
-    with pytest.raises(ValueError, match=r'min_channels=0 must be >= 1'):
+    with pytest.raises(ValueError, match=r'min_channels must be an int >= 1, got 0'):
         WinogradConv2d.convert_winograd(nn.Conv2d(4, 4, 3, padding=1), min_channels=0)
 
 

@@ -109,7 +109,7 @@ def test_built_from_conv_cfg_in_any_scope():
 def test_bad_arguments_name_the_allowed_values():
     with pytest.raises(ValueError, match=r'tile=3 is not supported; allowed values: 2, 4'):
         WinogradConv2d(4, 4, 3, padding=1, tile=3)
-    with pytest.raises(ValueError, match=r'min_channels=0 must be >= 1'):
+    with pytest.raises(ValueError, match=r'min_channels must be an int >= 1, got 0'):
         WinogradConv2d(4, 4, 3, padding=1, min_channels=0)
     with pytest.raises(ValueError, match=r'expects \(N, 4, H, W\) inputs, got \(1, 5, 4, 4\)'):
         WinogradConv2d(4, 4, 3, padding=1, min_channels=1)(torch.zeros(1, 5, 4, 4))

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from mmseg_hrplus.models.utils.memory_format import is_channels_last
 from mmseg_hrplus.registry import MODELS
+from mmseg_hrplus.utils.validation import check_int
 from .autotune import ConvShape, WinogradDecision, _decision
 from .functional import (_input_tiles, _sandwich_output, _untile, check_tile, filter_transform,
                          winograd_conv3x3)
@@ -82,8 +83,7 @@ class WinogradConv2d(nn.Conv2d):
     def __init__(self, *args, tile: int = 4, min_channels: int = DEFAULT_MIN_CHANNELS,
                  autotune: bool = False, **kwargs) -> None:
         check_tile(tile)
-        if min_channels < 1:
-            raise ValueError(f'min_channels={min_channels} must be >= 1')
+        check_int('min_channels', min_channels)
         super().__init__(*args, **kwargs)
         self.tile = tile
         self.min_channels = min_channels
@@ -113,8 +113,7 @@ class WinogradConv2d(nn.Conv2d):
         (possibly new) module is returned. Existing :class:`WinogradConv2d` layers keep their
         tile and ``min_channels`` and get ``autotune`` switched on if asked."""
         check_tile(tile)
-        if min_channels < 1:
-            raise ValueError(f'min_channels={min_channels} must be >= 1')
+        check_int('min_channels', min_channels)
         if isinstance(module, cls):
             module.autotune = module.autotune or autotune
             return module

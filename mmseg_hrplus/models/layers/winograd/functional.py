@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg_hrplus.models.utils.memory_format import is_channels_last
+from mmseg_hrplus.utils.validation import check_choice
 
 #: (B^T, G, A^T) of F(m x m, 3 x 3) per output tile size m (interpolation points 0, +-1 for
 #: m=2 and 0, +-1, +-2 for m=4, plus the point at infinity).
@@ -25,10 +26,9 @@ TILE_CHOICES = tuple(_TRANSFORMS)
 _MATRICES: Dict[Tuple[int, torch.dtype, torch.device], Tuple[Tensor, Tensor, Tensor]] = {}
 
 
-def check_tile(tile: int) -> None:
-    if tile not in _TRANSFORMS:
-        raise ValueError(f'tile={tile!r} is not supported; allowed values: '
-                         f'{", ".join(map(str, TILE_CHOICES))}')
+def check_tile(tile: int) -> int:
+    """``tile`` if F(tile x tile, 3x3) is implemented (:data:`TILE_CHOICES`)."""
+    return check_choice('tile', tile, TILE_CHOICES)
 
 
 def _matrices(tile: int, like: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
