@@ -19,6 +19,7 @@ from mmseg.models.backbones.resnet import Bottleneck
 from mmseg.models.utils import ResLayer
 from torch import Tensor
 
+from mmseg_hrplus.models.utils.checkpointing import run_blocks
 from mmseg_hrplus.models.utils.feature_spec import FeatureSpec
 from mmseg_hrplus.models.utils.freezing import freeze, keep_norm_eval
 from mmseg_hrplus.registry import MODELS
@@ -104,7 +105,9 @@ class DilatedResNet(BaseModule):
             (parameters stop getting gradients and their norm layers stay in eval mode).
         norm_eval: keep every BatchNorm in eval mode during training (frozen statistics, as
             in the Caffe DeepLabv2 models).
-        with_cp: gradient checkpointing inside each block (less memory, slower).
+        with_cp: gradient checkpointing of every residual block (less memory, one more
+            forward), with BN running statistics as without it (see
+            :mod:`mmseg_hrplus.models.utils.checkpointing`).
         conv_cfg: mmcv conv config (``None``: ``nn.Conv2d``).
         norm_cfg: mmcv norm config, e.g. ``dict(type='SyncBN', requires_grad=True)``.
         zero_init_residual: with the default initialisation, set the last norm layer of every
@@ -207,7 +210,8 @@ class DilatedResNet(BaseModule):
                 stride=self.strides[i],
                 dilation=self.dilations[i],
                 style=style,
-                with_cp=with_cp,
+                # checkpointing is ours (run_blocks), which keeps BN statistics right
+                with_cp=False,
                 conv_cfg=conv_cfg,
                 norm_cfg=norm_cfg,
                 # ResLayer takes absolute rates; ours are multipliers of the stage's dilation.
@@ -298,7 +302,7 @@ class DilatedResNet(BaseModule):
         x = self.maxpool(x)
         outs = []
         for i, name in enumerate(self.res_layers):
-            x = getattr(self, name)(x)
+            x = run_blocks(getattr(self, name), x, self.with_cp)
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)

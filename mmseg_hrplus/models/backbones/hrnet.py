@@ -67,9 +67,7 @@ Example:
     >>> [tuple(spec) for spec in net.out_specs]  # (channels, stride)
     [(18, 4), (36, 8), (72, 16), (144, 32)]
 """
-from contextlib import contextmanager, nullcontext
-from functools import partial
-from typing import (ContextManager, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
+from typing import (Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
                     Union)
 
 import torch
@@ -81,9 +79,8 @@ from mmengine.model.weight_init import constant_init
 from mmseg.models.backbones.resnet import BasicBlock, Bottleneck
 from mmseg.models.utils import resize
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils.checkpoint import checkpoint
 
+from mmseg_hrplus.models.utils.checkpointing import run_blocks
 from mmseg_hrplus.models.utils.feature_spec import FeatureSpec
 from mmseg_hrplus.models.utils.freezing import freeze, keep_norm_eval
 from mmseg_hrplus.registry import MODELS
@@ -229,36 +226,6 @@ def make_blocks(block: str, in_channels: int, planes: int, num_blocks: int,
     layers += [cls(out_channels, planes, conv_cfg=conv_cfg, norm_cfg=norm_cfg)
                for _ in range(1, num_blocks)]
     return Sequential(*layers)
-
-
-@contextmanager
-def _restore_norm_stats(module: nn.Module) -> Iterator[None]:
-    """Undo the running-stat update of BN layers while checkpointing recomputes a forward, so
-    ``with_cp`` leaves the same running statistics as a plain step (mmseg's updates twice)."""
-    saved = [(m, [b.clone() for b in m.buffers()]) for m in module.modules()
-             if isinstance(m, _BatchNorm) and m.training and m.track_running_stats]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for m, buffers in saved:
-                for buf, old in zip(m.buffers(), buffers):
-                    buf.copy_(old)
-
-
-def _checkpoint_contexts(block: nn.Module) -> Tuple[ContextManager, ContextManager]:
-    return nullcontext(), _restore_norm_stats(block)
-
-
-def run_blocks(blocks: nn.Sequential, x: Tensor, with_cp: bool) -> Tensor:
-    """Apply ``blocks`` one by one, each under gradient checkpointing when ``with_cp`` and
-    autograd is recording."""
-    if not (with_cp and torch.is_grad_enabled()):
-        return blocks(x)
-    for block in blocks:
-        x = checkpoint(block, x, use_reentrant=False,
-                       context_fn=partial(_checkpoint_contexts, block))
-    return x
 
 
 class HRFusion(nn.ModuleList):

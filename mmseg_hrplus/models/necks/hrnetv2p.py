@@ -22,8 +22,8 @@ from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from mmseg.models.utils import resize
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
+from mmseg_hrplus.models.utils.checkpointing import checkpoint_module
 from mmseg_hrplus.registry import MODELS
 from mmseg_hrplus.utils.validation import check_choice, check_int, check_positive_ints
 from ..utils import FeatureSpec, check_in_channels
@@ -119,7 +119,7 @@ class HRNetV2pNeck(BaseModule):
 
     def _run(self, layer: nn.Module, x: Tensor) -> Tensor:
         if self.with_cp and x.requires_grad:
-            return checkpoint(layer, x, use_reentrant=False)
+            return checkpoint_module(layer, x)
         return layer(x)
 
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
