@@ -42,9 +42,10 @@ def _assert_same_step(plain, cp, what):
 
 
 def _forward_counts(blocks) -> list:
+    # a pre-hook: the recomputation stops early, once it has rebuilt what backward needs
     counts = [0]
     for block in blocks:
-        block.register_forward_hook(lambda *_: counts.__setitem__(0, counts[0] + 1))
+        block.register_forward_pre_hook(lambda *_: counts.__setitem__(0, counts[0] + 1))
     return counts
 
 
