@@ -11,7 +11,7 @@ CITYSCAPES_SAMPLE = REPO_ROOT / 'tests' / 'data' / 'cityscapes_sample'
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-import mmseg_hrplus  # noqa: E402,F401  (registers our components, activates compat)
+import mmseg_hrplus  # noqa: E402,F401  (registers our components and the CPU DDP wrapper)
 
 
 #: Test files of the torch 2.1 leg that do not carry the ``torch21`` marker yet (being rewritten

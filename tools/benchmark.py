@@ -55,7 +55,7 @@ from typing import Dict, Optional, Sequence
 import torch
 import torch.nn as nn
 
-import mmseg_hrplus  # noqa: F401  (registers our models, compat)
+import mmseg_hrplus  # noqa: F401  (registers our models, the CPU DDP wrapper)
 from mmseg_hrplus.benchmark.build import WINOGRAD_CONV_CFG, build_model
 from mmseg_hrplus.benchmark.memory import peak_rss_mb, run_memory_probe
 from mmseg_hrplus.benchmark.steps import infer_fn, make_batch, train_step_fn

@@ -15,7 +15,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch import nn
 
-from ..compat import setup_distributed
+from .cpu_ddp import setup_distributed
 from ..models.utils.contract import check_model_contract
 
 SUPPORTED_SCOPES = ('mmseg', 'mmdet')

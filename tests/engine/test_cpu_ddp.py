@@ -1,4 +1,4 @@
-"""compat.py: the CPU DDP wrapper works where mmengine's default wrapping dies, and the
+"""engine/cpu_ddp.py: the CPU DDP wrapper works where mmengine's default wrapping dies, and the
 process group is closed after a job."""
 from contextlib import nullcontext
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmseg_hrplus.compat import CPUDistributedDataParallel, distributed_teardown
+from mmseg_hrplus.engine.cpu_ddp import CPUDistributedDataParallel, distributed_teardown
 
 pytestmark = pytest.mark.torch21
 
