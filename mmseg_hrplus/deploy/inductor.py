@@ -3,8 +3,8 @@
 
 The backbone and every decode head's ``forward`` are compiled by inductor with
 ``freezing=True``: the weights become constants, so oneDNN gets prepacked weights and
-conv + bias + ReLU/add run as one kernel. The first call per input size compiles (HRNet-W48 at
-1x3x512x1024: minutes on a 2-core CPU, see the README's speed section).
+conv + bias + ReLU/add run as one kernel. The first call per input size compiles, which takes
+minutes for a large model on a CPU (measured: the README's speed section).
 
 **Across processes.** Inductor keeps what it compiled in its cache directory
 (``TORCHINDUCTOR_CACHE_DIR``, by default ``<tmp>/torchinductor_<user>``): the generated C++

@@ -450,9 +450,9 @@ class HRNet(BaseModule):
             layout: the input is converted at the start of ``forward``, and the streams come
             out NHWC. Same parameters, keys and results up to float rounding; checkpoints
             load either way. On CPU it makes oneDNN skip a layout reorder per conv, and with
-            Winograd convs (``conv_cfg``) the tiling reads contiguous channels: the fast W48
-            config trains faster with it (README). On GPUs it is the layout tensor cores
-            want under AMP.
+            Winograd convs (``conv_cfg``) the tiling reads contiguous channels; how much
+            faster a model trains with it depends on the machine (measured: the README's
+            speed section). On GPUs it is the layout tensor cores want under AMP.
 
     Shapes:
         input ``(N, in_channels, H, W)`` of any size; output ``out_specs``-many tensors, stream
