@@ -13,7 +13,7 @@ torch; torch 2.1 has no such cache), the compiled graphs themselves. A later pro
 compiles the same architecture at the same input size then loads the graphs instead of
 compiling them and only traces the model again. The frozen weights are not part of the cached
 graph: a process with other weights of the same architecture (another checkpoint) hits the
-same entries and computes with its own weights (``tests/apis/test_compile_cache.py`` checks
+same entries and computes with its own weights (``tests/deploy/test_compile_cache.py`` checks
 both). Point ``TORCHINDUCTOR_CACHE_DIR`` at a persistent folder to keep the cache across
 reboots, or at a shared one for a cluster's jobs.
 """
