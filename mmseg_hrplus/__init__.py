@@ -4,8 +4,7 @@ Importing the package registers every component in :data:`mmseg_hrplus.registry.
 calls :func:`mmseg_hrplus.setup` (see :mod:`mmseg_hrplus.checkpoint.setup`: every checkpoint that
 mmengine reads goes through our safe reader). Set ``MMSEG_HRPLUS_NO_SETUP=1`` to opt out.
 """
-from . import compat  # noqa: F401  (registers the CPU DDP wrapper)
-from . import checkpoint, engine  # noqa: F401  (safe checkpoint reader; hooks)
+from . import checkpoint, engine  # noqa: F401  (safe checkpoint reader; hooks, CPU DDP wrapper)
 from .checkpoint.setup import setup, setup_on_import
 from .registry import MODELS
 from .version import __version__

@@ -1,6 +1,5 @@
 """Shared pytest setup: CPU only, deterministic, few threads (CI has 2 cores)."""
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,10 +10,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CITYSCAPES_SAMPLE = REPO_ROOT / 'tests' / 'data' / 'cityscapes_sample'
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
-import mmseg_hrplus  # noqa: E402,F401  (registers our components, activates compat)
+import mmseg_hrplus  # noqa: E402,F401  (registers our components and the CPU DDP wrapper)
 
 
 @pytest.fixture

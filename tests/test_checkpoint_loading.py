@@ -9,13 +9,15 @@ import subprocess
 import pytest
 import torch
 import torch.nn as nn
-from crafted_pickles import RunsCode
+from tests.helpers.crafted_pickles import RunsCode
 from mmengine.model import BaseModel, BaseModule
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmseg_hrplus.checkpoint import (CheckpointError, CheckpointMismatchError,
                                      UnsafeCheckpointError, loaders_are_ours, read_checkpoint)
+
+pytestmark = pytest.mark.torch21  # also run on the torch 2.1 stack
 
 
 class Net(BaseModel):

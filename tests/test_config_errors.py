@@ -7,7 +7,7 @@ from importlib import import_module
 import pytest
 from mmengine.registry import DefaultScope
 
-from mmseg_hrplus.apis.runner import build_runner, load_config
+from mmseg_hrplus.engine.runner import build_runner, load_config
 
 HRNET = 'hrnet/hrnet_w18_cityscapes.py'
 HRNET_ARCHS = "'w18_small', 'w18', 'w32', 'w40', 'w48', 'w18_small_v1'"
@@ -22,11 +22,11 @@ CASES = [
     ('mmdet/faster-rcnn_hrnetv2p-w18_1x_coco.py', {'model.backbone.arch': 'w18s'},
      f"arch='w18s' is not supported; allowed values: {HRNET_ARCHS}"),
     ('deeplabv2/deeplabv2_r101-d8_cityscapes-512x1024.py', {'model.backbone.output_stride': 4},
-     'DilatedResNet: output_stride=4 is not supported; allowed values: (8, 16, 32)'),
+     'DilatedResNet: output_stride=4 is not supported; allowed values: 8, 16, 32'),
     ('mix/dilated-r101_bga_cityscapes-512x1024.py', {'model.backbone.output_stride': 12},
-     'DilatedResNet: output_stride=12 is not supported; allowed values: (8, 16, 32)'),
+     'DilatedResNet: output_stride=12 is not supported; allowed values: 8, 16, 32'),
     ('bisenetv2/bisenetv2_cityscapes-1024x1024.py', {'model.backbone.arch': 'huge'},
-     "arch must be one of ['base', 'large'], got 'huge'"),
+     "arch='huge' is not supported; allowed values: 'base', 'large'"),
 ]
 
 

@@ -3,7 +3,8 @@ HRNetV2p Faster R-CNN with tools/train.py, evaluate it with tools/test.py and Co
 import json
 import pickle
 
-from detector_e2e import REPO_ROOT, evaluate, frame_to_coco, mean_loss, train, write_narrow_config
+from tests.helpers.detector_e2e import (REPO_ROOT, evaluate, frame_to_coco, mean_loss, train,
+                                        write_narrow_config)
 
 BASE_CONFIG = REPO_ROOT / 'configs' / 'mmdet' / 'faster-rcnn_hrnetv2p-w18_1x_coco.py'
 MAX_ITERS = 60

@@ -7,7 +7,9 @@ import pickle
 import time
 
 import numpy as np
-from detector_e2e import REPO_ROOT, evaluate, frame_to_coco, mean_loss, train, write_narrow_config
+
+from tests.helpers.detector_e2e import (REPO_ROOT, evaluate, frame_to_coco, mean_loss, train,
+                                        write_narrow_config)
 
 BASE_CONFIG = REPO_ROOT / 'configs' / 'mmdet' / 'mask-rcnn_hrnetv2p-w18_1x_coco.py'
 MAX_ITERS = 60

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import mmcv
 import numpy as np
-from detector_e2e import run_script
 from mmseg.apis import inference_model, init_model
+
+from tests.helpers.detector_e2e import run_script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BASE_CONFIG = REPO_ROOT / 'configs' / 'hrnet' / 'hrnet_w18_small_cityscapes.py'

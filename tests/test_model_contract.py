@@ -9,7 +9,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from mmseg_hrplus.apis.runner import build_runner, load_config
+from mmseg_hrplus.engine.runner import build_runner, load_config
 from mmseg_hrplus.models.utils import check_model_contract
 
 W18_OUTPUTS = '[0: 18ch @1/4, 1: 36ch @1/8, 2: 72ch @1/16, 3: 144ch @1/32]'

@@ -9,8 +9,8 @@ import pytest
 
 from mmseg_hrplus.registry import MODELS
 
-PUBLIC_NAMES = ('HRNet', 'DilatedResNet', 'BiSeNetV2', 'HRNetV2pNeck', 'ASPPHead', 'BGAHead',
-                'BoosterHead')
+PUBLIC_NAMES = ('HRNet', 'DilatedResNet', 'BiSeNetV2', 'HRNetV2pNeck', 'DeepLabV2ASPPHead',
+                'ASPPHead', 'BGAHead', 'BoosterHead')
 
 # Runs in a fresh interpreter so that "without custom_imports" really starts with
 # mmseg_hrplus not imported.

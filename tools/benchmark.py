@@ -15,13 +15,13 @@ What it does:
    check; when the keys differ (BiSeNetV2) the reference's weights go the other way through
    our converter, again strictly;
 3. inference (``torch.no_grad``, eval, ``mode='tensor'``: backbone + decode head logits) of
-   ours, ours through :func:`mmseg_hrplus.apis.optimize_for_inference` (``--optimize``) and
+   ours, ours through :func:`mmseg_hrplus.deploy.optimize_for_inference` (``--optimize``) and
    the reference (also optimised with ``--optimize-reference``), one warm-up call each, then
    ``--repeats`` rounds in which every variant runs once (the order rotates per round);
    reports min and median, ``speedup = reference time / our time``, the max abs logit
    difference to the reference and, for ``--compile``, the first call's time (the compile)
    with what inductor's FX graph cache did in it (graphs loaded = hits, compiled = misses;
-   :mod:`mmseg_hrplus.apis.inductor`);
+   :mod:`mmseg_hrplus.deploy.inductor`);
 4. one training step (``model.loss`` + backward + SGD with momentum) of ours and the
    reference, interleaved the same way (``--train-repeats``, 0 to skip); with
    ``--train-winograd`` also ours built with the backbone's
@@ -40,7 +40,7 @@ What it does:
 
 The parts live in :mod:`mmseg_hrplus.benchmark`; this file is the command line. The report
 starts with the CPU (model, ISA level, oneDNN version:
-:func:`mmseg_hrplus.apis.cpu_info.cpu_info`). Ratios > 1 mean ours is faster. Peak memory on
+:func:`mmseg_hrplus.utils.cpu_info.cpu_info`). Ratios > 1 mean ours is faster. Peak memory on
 CPU is RSS (``VmHWM``; ``ru_maxrss`` if ``/proc`` is absent), on CUDA
 ``torch.cuda.max_memory_allocated``.
 """
@@ -55,21 +55,18 @@ from typing import Dict, Optional, Sequence
 import torch
 import torch.nn as nn
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import mmseg_hrplus  # noqa: F401  (registers our models, the CPU DDP wrapper)
+from mmseg_hrplus.benchmark.build import WINOGRAD_CONV_CFG, build_model
+from mmseg_hrplus.benchmark.memory import peak_rss_mb, run_memory_probe
+from mmseg_hrplus.benchmark.steps import infer_fn, make_batch, train_step_fn
+from mmseg_hrplus.benchmark.timing import interleaved_times, summarise
+from mmseg_hrplus.benchmark.weights import calibrate_bn, share_weights
+from mmseg_hrplus.deploy.inductor import inductor_cache_counts, inductor_cache_dir
+from mmseg_hrplus.deploy.optimize import optimize_for_inference
+from mmseg_hrplus.models.layers import clear_winograd_decisions, winograd_decision_records
+from mmseg_hrplus.utils.cpu_info import cpu_info
 
-import mmseg_hrplus  # noqa: E402,F401  (registers our models, compat)
-from mmseg_hrplus.apis.cpu_info import cpu_info  # noqa: E402
-from mmseg_hrplus.apis.inductor import inductor_cache_counts, inductor_cache_dir  # noqa: E402
-from mmseg_hrplus.apis.optimize import optimize_for_inference  # noqa: E402
-from mmseg_hrplus.benchmark.build import WINOGRAD_CONV_CFG, build_model  # noqa: E402
-from mmseg_hrplus.benchmark.memory import peak_rss_mb, run_memory_probe  # noqa: E402
-from mmseg_hrplus.benchmark.steps import infer_fn, make_batch, train_step_fn  # noqa: E402
-from mmseg_hrplus.benchmark.timing import interleaved_times, summarise  # noqa: E402
-from mmseg_hrplus.benchmark.weights import calibrate_bn, share_weights  # noqa: E402
-from mmseg_hrplus.models.layers import (clear_winograd_decisions,  # noqa: E402
-                                        winograd_decision_records)
+REPO = Path(__file__).resolve().parents[1]
 
 FACTORIZE_CHOICES = ('auto', 'on', 'off', 'both')
 #: The on/off flags: what each adds to the run.

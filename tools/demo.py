@@ -43,7 +43,6 @@ def latest_test_metrics(work_dir: Path) -> dict:
 def run_demo(work_dir: Path, iters: Optional[int] = None, data_root: Path = REPO / 'data' / 'demo'
              ) -> dict:
     """Run the three steps; return ``dict(mIoU=..., seconds=..., overlays=[...])``."""
-    sys.path.insert(0, str(REPO))
     from mmseg_hrplus.datasets.synthetic_cityscapes import (data_root_options,
                                                             make_synthetic_cityscapes)
 

@@ -45,12 +45,8 @@ from typing import Dict, List, Optional, Sequence, Union
 import mmcv
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from mmseg_hrplus.apis.inference import IMAGE_EXTENSIONS, check_image_size  # noqa: E402
-from mmseg_hrplus.apis.video import SUPPORTED_FORMATS, VIDEO_EXTENSIONS  # noqa: E402
+from mmseg_hrplus.apis.inference import IMAGE_EXTENSIONS, check_image_size
+from mmseg_hrplus.apis.video import SUPPORTED_FORMATS, VIDEO_EXTENSIONS
 
 #: Extensions of list files (one input path per line).
 LIST_EXTENSIONS = ('.txt', '.lst', '.list')

@@ -12,8 +12,8 @@ import os
 from mmengine.config import ConfigDict, DictAction
 
 import mmseg_hrplus  # noqa: F401  (safe checkpoint loading, CPU DDP, our components)
-from mmseg_hrplus.apis.runner import build_runner, config_scope, load_config
-from mmseg_hrplus.compat import distributed_teardown
+from mmseg_hrplus.engine.runner import build_runner, config_scope, load_config
+from mmseg_hrplus.engine.cpu_ddp import distributed_teardown
 
 
 def parse_args(argv=None) -> argparse.Namespace:

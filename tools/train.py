@@ -14,8 +14,8 @@ from mmengine.config import DictAction
 from mmengine.logging import print_log
 
 import mmseg_hrplus  # noqa: F401  (safe checkpoint loading, CPU DDP, our components)
-from mmseg_hrplus.apis.runner import build_runner, load_config
-from mmseg_hrplus.compat import distributed_teardown
+from mmseg_hrplus.engine.runner import build_runner, load_config
+from mmseg_hrplus.engine.cpu_ddp import distributed_teardown
 from mmseg_hrplus.engine import add_training_hooks
 
 

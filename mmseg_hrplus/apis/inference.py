@@ -144,11 +144,9 @@ def segment_batch(model: torch.nn.Module, images: Sequence[np.ndarray]) -> List:
     """Segment images of one size (e.g. consecutive video frames) in a single forward pass.
 
     The logits equal those of :func:`segment_images` on each image alone to float rounding
-    (oneDNN blocks a batch differently: 5.5e-7 of the largest logit measured), so the labels
-    are the same except where the two best classes are within that rounding of a tie (tested);
-    a batch does more work per kernel call, which pays on small frames (quickstart model, one
-    thread, AMD EPYC AVX2: 1.2-1.6x the frames per second at 64x128 and 128x256, none at
-    512x1024).
+    (oneDNN blocks a batch differently), so the labels are the same except where the two best
+    classes are within that rounding of a tie (tested); a batch does more work per kernel call,
+    which pays on small frames and not on large ones (figures: docs/benchmarks.md).
 
     Args:
         model: a segmentor from ``mmseg.apis.init_model``.

@@ -44,7 +44,7 @@ def build_model(config: str, device: str = 'cpu', with_cp: Optional[bool] = None
     backbone's."""
     from mmengine.config import Config
 
-    from mmseg_hrplus.apis.runner import build_config_model
+    from mmseg_hrplus.engine.runner import build_config_model
     cfg = Config.fromfile(resolve_config(config))
     _drop_checkpoints(cfg.model)
     if with_cp is not None:

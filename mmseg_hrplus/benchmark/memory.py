@@ -145,7 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    import mmseg_hrplus  # noqa: F401  (registers our models)
+    import mmseg_hrplus.models  # noqa: F401  (registers our models)
     result = memory_probe(args.config, args.with_cp, args.batch, args.shape, args.device,
                           args.winograd)
     print(json.dumps(result))

@@ -1,7 +1,7 @@
 """onnxruntime as a peer in the benchmark: our model exported to ONNX, run on the CPU.
 
 onnxruntime is the usual way to deploy a segmentor on a CPU, so it is the speed to beat: the
-model is exported with :func:`mmseg_hrplus.apis.onnx_export.export_onnx` (the graph of
+model is exported with :func:`mmseg_hrplus.deploy.onnx_export.export_onnx` (the graph of
 ``model(x, mode='tensor')``: backbone and decode head logits, no resize) into a temporary
 file and loaded into a session of the CPU execution provider with ``threads`` intra-op
 threads and all graph optimisations.
@@ -40,7 +40,7 @@ def onnxruntime_infer_fn(model: nn.Module, inputs: Tensor, threads: int
         ``model(inputs, mode='tensor')``; and the seconds the export and the session creation
         took.
     """
-    from mmseg_hrplus.apis.onnx_export import export_onnx
+    from mmseg_hrplus.deploy.onnx_export import export_onnx
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix='hrplus_bench_') as tmp:
         path = export_onnx(model, os.path.join(tmp, 'model.onnx'), tuple(inputs.shape[2:]),

@@ -1,42 +1,11 @@
-"""Interleaved timing: robust to a machine that other processes load unevenly over time."""
+"""Interleaved repeats (:func:`mmseg_hrplus.utils.timing.interleaved_times`, the package's one
+timer) and their min/median/speed-up summary."""
 import statistics
-import time
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
-import torch
+from mmseg_hrplus.utils.timing import interleaved_times
 
-
-def _sync(device: str) -> None:
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-
-
-def interleaved_times(fns: Dict[str, Callable[[], object]], repeats: int, device: str = 'cpu',
-                      warmup: int = 1) -> Dict[str, List[float]]:
-    """Seconds per call of each function: ``warmup`` untimed calls each, then ``repeats``
-    rounds in which every function runs once, the order rotating by one per round (so a burst
-    of load elsewhere slows every variant alike, not the one that happened to run then).
-
-    Raises:
-        ValueError: ``repeats`` < 1 or no functions.
-    """
-    if repeats < 1 or not fns:
-        raise ValueError(f'interleaved_times needs repeats >= 1 and at least one function, '
-                         f'got repeats={repeats} and {len(fns)} functions')
-    names = list(fns)
-    for _ in range(warmup):
-        for name in names:
-            fns[name]()
-    times: Dict[str, List[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            _sync(device)
-            start = time.perf_counter()
-            fns[name]()
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
-    return times
+__all__ = ['interleaved_times', 'summarise']
 
 
 def summarise(times: Dict[str, List[float]], baseline: Optional[str]) -> dict:

@@ -30,6 +30,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .keys import BN_LEAF
 from .registry import (ConversionError, Converted, first_keys, refuse_unknown, register_source,
                        unwrap_state_dict, wrong_shapes)
 
@@ -40,8 +41,6 @@ SOURCE = 'bisenet-coincheung'
 AUX_HEADS: Tuple[Tuple[str, int, int, int], ...] = (
     ('aux2', 2, 16, 16), ('aux3', 3, 32, 64), ('aux4', 4, 64, 256), ('aux5_4', 5, 128, 1024))
 AUX_HIDDEN_CHANNELS = 128
-
-_LEAVES = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
 
 # Parts of a GE layer (source module path inside the layer -> ours).
 _GE_PARTS = {
@@ -93,7 +92,7 @@ _AUX_PARTS = {'conv.conv': 'convs.0.conv', 'conv.bn': 'convs.0.bn',
               'conv_out.1': 'conv_seg'}
 _AUX_INDEX = {name: i for i, (name, *_) in enumerate(AUX_HEADS)}
 
-_KEY = re.compile(rf'^(.+)\.{_LEAVES}$')
+_KEY = re.compile(rf'^(.+)\.({BN_LEAF})$')  # conv leaves are BN leaves too
 _DETAIL = re.compile(r'^detail\.S([123])\.(\d+)\.(conv|bn)$')
 _GE = re.compile(r'^segment\.(S3|S4|S5_4)\.(\d+)\.(.+)$')
 _AUX = re.compile(r'^(aux2|aux3|aux4|aux5_4)\.(.+)$')

@@ -43,6 +43,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 from torch import Tensor
 
+from .keys import BN_LEAF
 from .registry import ConversionError, Converted, register_source, refuse_unknown, unwrap_state_dict
 
 SOURCE = 'hrnet-od'
@@ -60,14 +61,13 @@ COCO_CLASSES = (
     'keyboard', 'cell phone', 'microwave', 'oven', 'toaster', 'sink', 'refrigerator', 'book',
     'clock', 'vase', 'scissors', 'teddy bear', 'hair drier', 'toothbrush')
 
-_BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
-_CONV_OR_BN = rf'(0\.weight|1\.{_BN})'
+_CONV_OR_BN = rf'(0\.weight|1\.{BN_LEAF})'
 #: Every key of an mmdet(-v1) HRNet backbone, without the ``backbone.`` prefix.
 BACKBONE_KEY = re.compile(
-    rf'^(conv[12]\.weight|bn[12]\.{_BN}'
-    rf'|layer1\.\d+\.(conv[1-3]\.weight|bn[1-3]\.{_BN}|downsample\.{_CONV_OR_BN})'
+    rf'^(conv[12]\.weight|bn[12]\.{BN_LEAF}'
+    rf'|layer1\.\d+\.(conv[1-3]\.weight|bn[1-3]\.{BN_LEAF}|downsample\.{_CONV_OR_BN})'
     rf'|transition[1-3]\.\d+\.(\d+\.)?{_CONV_OR_BN}'
-    rf'|stage[2-4]\.\d+\.branches\.\d+\.\d+\.(conv[1-3]\.weight|bn[1-3]\.{_BN}'
+    rf'|stage[2-4]\.\d+\.branches\.\d+\.\d+\.(conv[1-3]\.weight|bn[1-3]\.{BN_LEAF}'
     rf'|downsample\.{_CONV_OR_BN})'
     rf'|stage[2-4]\.\d+\.fuse_layers\.\d+\.\d+\.(\d+\.)?{_CONV_OR_BN})$')
 

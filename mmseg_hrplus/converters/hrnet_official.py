@@ -63,7 +63,6 @@ BACKBONE_PREFIXES = ('conv1.', 'bn1.', 'conv2.', 'bn2.', 'layer1.', 'transition1
                      'transition2.', 'transition3.', 'stage2.', 'stage3.', 'stage4.')
 SEG_HEAD_PREFIX = 'last_layer.'
 LOSS_WEIGHT_KEY = 'loss.criterion.weight'
-BN_SUFFIXES = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
 
 #: hrnet-imagenet: the classification modules on top of the four streams, and why each goes.
 CLS_HEAD_REASONS: Dict[str, str] = {

@@ -38,15 +38,15 @@ from typing import Dict, List, Mapping, Optional, Tuple
 from torch import Tensor
 
 from ..models.backbones.dilated_resnet import STAGE_BLOCKS
+from .keys import BN_LEAF
 from .registry import (ConversionError, Converted, first_keys, refuse_unknown, register_source,
                        unwrap_state_dict, wrong_shapes)
 
 SOURCE = 'deeplab-kazuto'
 MSC_PREFIX = 'base.'
-_BN = r'(?:weight|bias|running_mean|running_var|num_batches_tracked)'
-STEM_KEY = re.compile(rf'^layer1\.conv1\.(conv\.weight|bn\.{_BN})$')
+STEM_KEY = re.compile(rf'^layer1\.conv1\.(conv\.weight|bn\.{BN_LEAF})$')
 BLOCK_KEY = re.compile(
-    rf'^layer([2-5])\.block(\d+)\.(reduce|conv3x3|increase|shortcut)\.(conv\.weight|bn\.{_BN})$')
+    rf'^layer([2-5])\.block(\d+)\.(reduce|conv3x3|increase|shortcut)\.(conv\.weight|bn\.{BN_LEAF})$')
 ASPP_KEY = re.compile(r'^aspp\.c(\d+)\.(weight|bias)$')
 INIT_CLASSIFIER_KEY = re.compile(r'^fc\.(weight|bias)$')
 

@@ -19,18 +19,18 @@ from typing import Dict, Mapping
 
 from torch import Tensor
 
+from .keys import BN_LEAF
 from .registry import Converted, refuse_unknown, register_source, unwrap_state_dict
 
 SOURCE = 'torchvision-resnet'
 
-_BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
 BACKBONE_KEY = re.compile(
     r'^(conv1\.weight'
-    rf'|bn1\.{_BN}'
+    rf'|bn1\.{BN_LEAF}'
     r'|layer[1-4]\.\d+\.conv[1-3]\.weight'
-    rf'|layer[1-4]\.\d+\.bn[1-3]\.{_BN}'
+    rf'|layer[1-4]\.\d+\.bn[1-3]\.{BN_LEAF}'
     r'|layer[1-4]\.\d+\.downsample\.0\.weight'
-    rf'|layer[1-4]\.\d+\.downsample\.1\.{_BN})$')
+    rf'|layer[1-4]\.\d+\.downsample\.1\.{BN_LEAF})$')
 CLASSIFIER_KEY = re.compile(r'^fc\.(weight|bias)$')
 
 

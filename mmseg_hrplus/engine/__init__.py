@@ -1,6 +1,9 @@
-"""Training safeguards for mmengine's Runner: hooks and the config helper that adds them."""
+"""What runs around mmengine's Runner: the CPU distributed wrapper (:mod:`.cpu_ddp`, registered
+on import), runner building for the tools (:mod:`.runner`), and the training safeguards (hooks
+and the config helper that adds them)."""
 from typing import List
 
+from . import cpu_ddp  # noqa: F401  (registers the CPU DDP wrapper)
 from .hooks import IterationSeedHook, ModelContractHook, NonFiniteLossHook
 
 #: Hooks ``tools/train.py`` adds to every config that does not list them already.

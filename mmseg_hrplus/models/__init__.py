@@ -1,2 +1,2 @@
 """Components registered in :data:`mmseg_hrplus.registry.MODELS`."""
-from . import backbones, decode_heads, layers, necks, segmentors  # noqa: F401
+from . import backbones, decode_heads, layers, necks, postprocess, segmentors  # noqa: F401

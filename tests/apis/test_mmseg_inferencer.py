@@ -12,18 +12,19 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from crafted_pickles import RunsCode
+from tests.helpers.crafted_pickles import RunsCode
 from mmengine.config import Config
 from mmseg.apis import MMSegInferencer, init_model
 
 from mmseg_hrplus.apis.inference import segment_images
 from mmseg_hrplus.models.backbones import HRNet
+from tests.helpers.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs/quickstart/hrnet_w18s_synthetic.py'
 CLASSES = [f'k{i}' for i in range(19)]
 PALETTE = [[(37 * i) % 256, (91 * i) % 256, (151 * i) % 256] for i in range(19)]
-pytestmark = pytest.mark.usefixtures('one_thread')
+pytestmark = [pytest.mark.torch21, pytest.mark.usefixtures('one_thread')]
 
 
 @pytest.fixture(scope='module')
@@ -65,8 +66,7 @@ def test_inferencer_predicts_what_our_inference_does(saved):
     pred_files = sorted((saved['root'] / 'mmseg_out' / 'pred').iterdir())
     assert [f.name for f in pred_files] == ['00000000_pred.png']
     pred_png = cv2.imread(str(pred_files[0]), cv2.IMREAD_UNCHANGED)
-    sys.path.insert(0, str(REPO / 'tools'))
-    import infer
+    infer = load_tool('infer.py')
     infer.main([str(CONFIG), str(saved['checkpoint']), str(saved['image']), '--out-dir',
                 str(saved['root'] / 'our_out')])
     label_png = cv2.imread(str(saved['root'] / 'our_out' / 'labels' / 'frame.png'),

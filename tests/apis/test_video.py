@@ -14,16 +14,17 @@ from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 from mmengine.structures import PixelData
 
-from float_bounds import DEEP, assert_close_relative
-from label_ties import assert_labels_equal_where_decided
 from mmseg_hrplus.apis.inference import segment_batch, segment_images
 from mmseg_hrplus.apis.overlay import class_palette, overlay_labels
 from mmseg_hrplus.apis.progress import RateProgress
 from mmseg_hrplus.apis.video import (SUPPORTED_FORMATS, UnreadableVideoError, VideoReader,
                                      segment_video)
-from video_files import decode_all, moving_frames, properties, truncated_copy, write_video
+from tests.helpers.float_bounds import DEEP, assert_close_relative
+from tests.helpers.label_ties import assert_labels_equal_where_decided
+from tests.helpers.video_files import (decode_all, moving_frames, properties, truncated_copy,
+                                       write_video)
 
-pytestmark = pytest.mark.usefixtures('one_thread')
+pytestmark = [pytest.mark.torch21, pytest.mark.usefixtures('one_thread')]
 CONFIG = Path(__file__).resolve().parents[2] / 'configs/quickstart/hrnet_w18s_synthetic.py'
 
 

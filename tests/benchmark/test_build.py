@@ -5,7 +5,7 @@ import pytest
 
 from mmseg_hrplus.benchmark.build import WINOGRAD_CONV_CFG, build_model, resolve_config
 from mmseg_hrplus.models.layers import WinogradConv2d
-from tiny_models import write_tiny_hrnet_fcn_configs
+from tests.helpers.tiny_models import write_tiny_hrnet_fcn_configs
 
 
 def test_resolve_config_errors():

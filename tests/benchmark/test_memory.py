@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mmseg_hrplus.benchmark.memory import memory_probe, probe_command, run_memory_probe
-from tiny_models import write_tiny_hrnet_fcn_configs
+from tests.helpers.tiny_models import write_tiny_hrnet_fcn_configs
 
 
 @pytest.mark.parametrize('winograd', [False, True])

@@ -3,15 +3,15 @@ run by onnxruntime gives the model's ``mode='tensor'`` logits, with the asked th
 import pytest
 import torch
 
-from float_bounds import DEEP, assert_close_relative
-from mmseg_hrplus.apis import optimize_for_inference
+from mmseg_hrplus.deploy import optimize_for_inference
 from mmseg_hrplus.benchmark.build import build_model
 from mmseg_hrplus.benchmark.onnxruntime_peer import onnxruntime_infer_fn, onnxruntime_session
 from mmseg_hrplus.benchmark.steps import infer_fn
 from mmseg_hrplus.benchmark.weights import calibrate_bn
-from tiny_models import write_tiny_hrnet_fcn_configs
+from tests.helpers.float_bounds import DEEP, assert_close_relative
+from tests.helpers.tiny_models import write_tiny_hrnet_fcn_configs
 
-pytestmark = pytest.mark.usefixtures('one_thread')
+pytestmark = [pytest.mark.torch21, pytest.mark.usefixtures('one_thread')]
 
 
 @pytest.mark.parametrize('optimized', [False, True])
@@ -34,7 +34,7 @@ def test_onnxruntime_gives_the_models_logits(tmp_path, optimized):
 
 def test_session_options(tmp_path):
     ours, _ = write_tiny_hrnet_fcn_configs(tmp_path)
-    from mmseg_hrplus.apis.onnx_export import export_onnx
+    from mmseg_hrplus.deploy.onnx_export import export_onnx
     path = export_onnx(build_model(str(ours)).eval(), str(tmp_path / 'm.onnx'), (64, 64),
                        resize=False)
     session = onnxruntime_session(path, threads=2)

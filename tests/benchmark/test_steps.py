@@ -5,7 +5,7 @@ import torch
 
 from mmseg_hrplus.benchmark.build import build_model
 from mmseg_hrplus.benchmark.steps import infer_fn, logits_of, make_batch, train_step_fn
-from tiny_models import write_tiny_hrnet_fcn_configs
+from tests.helpers.tiny_models import write_tiny_hrnet_fcn_configs
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

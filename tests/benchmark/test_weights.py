@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from float_bounds import SHALLOW, assert_close_relative
 from mmseg_hrplus.benchmark.build import build_model
 from mmseg_hrplus.benchmark.weights import calibrate_bn, share_weights
-from tiny_models import write_tiny_hrnet_fcn_configs
+from tests.helpers.float_bounds import SHALLOW, assert_close_relative
+from tests.helpers.tiny_models import write_tiny_hrnet_fcn_configs
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

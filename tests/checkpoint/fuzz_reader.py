@@ -10,8 +10,8 @@ than a clean load or a ``CheckpointError`` (another exception, a hang past the a
 finding: its input is written to ``--out`` and the run exits 1. A crash kills the process, so
 the input being read is written to ``--out`` first (``current.bin``).
 
-    python tests/checkpoint/fuzz_reader.py --seconds 40           # CI's budget
-    make fuzz                                                     # the long mode (30 min)
+    python -m tests.checkpoint.fuzz_reader --seconds 40     # CI's budget (from the repo root)
+    make fuzz                                               # the long mode (30 min)
 """
 import argparse
 import collections
@@ -89,7 +89,7 @@ def _data_pkl(data: bytes):
 
 
 def mutate_pickle_in_archive(data: bytes, rng: random.Random) -> bytes:
-    from pickle_asm import zip_bytes, zip_record
+    from tests.helpers.pickle_asm import zip_bytes, zip_record
     records = _data_pkl(data)
     if not records:
         return mutate_bytes(data, rng)
@@ -239,7 +239,6 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', type=Path, default=Path('work_dirs/fuzz_reader'))
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(HERE.parent))  # pickle_asm, when run as a script
     report = run(args.seconds, args.seed, args.out)
     print(json.dumps(report, indent=1))
     return 1 if report['findings'] else 0

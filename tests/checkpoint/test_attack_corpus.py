@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from attack_corpus import CASES, Context, legit_checkpoint
+from tests.helpers.attack_corpus import CASES, Context, legit_checkpoint
+
+pytestmark = pytest.mark.torch21  # also run on the torch 2.1 stack
 
 WORKER = Path(__file__).with_name('corpus_worker.py')
 TIME_LIMIT_SECONDS = 300

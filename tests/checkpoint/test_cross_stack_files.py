@@ -11,6 +11,8 @@ from mmengine.logging import HistoryBuffer
 
 from mmseg_hrplus.checkpoint import read_checkpoint
 
+pytestmark = pytest.mark.torch21  # also run on the torch 2.1 stack
+
 FOLDER = Path(__file__).resolve().parents[1] / 'data' / 'checkpoints'
 _spec = importlib.util.spec_from_file_location('make_checkpoints',
                                                FOLDER / 'make_checkpoints.py')

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 import torch.nn as nn
-from crafted_pickles import RunsCode
+from tests.helpers.crafted_pickles import RunsCode
 from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
@@ -18,6 +18,8 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from torch.utils.data import Dataset
 
 from mmseg_hrplus.checkpoint import UnsafeCheckpointError
+
+pytestmark = pytest.mark.torch21  # also run on the torch 2.1 stack
 
 TORCH_WEIGHTS_ONLY_BY_DEFAULT = tuple(int(v) for v in torch.__version__.split('.')[:2]) >= (2, 6)
 

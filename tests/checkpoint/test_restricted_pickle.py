@@ -16,6 +16,8 @@ from mmseg_hrplus.checkpoint import (CheckpointError, RefusedByAllowList, Unsafe
 from mmseg_hrplus.checkpoint import default_allow_list, restricted_pickle
 from mmseg_hrplus.checkpoint.allow_list import Builder, history_buffer_getattr
 
+pytestmark = pytest.mark.torch21  # also run on the torch 2.1 stack
+
 
 def everything_a_checkpoint_holds():
     """A training checkpoint's kinds of objects: tensors, parameters, BN buffers, optimizer

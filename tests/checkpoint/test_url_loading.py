@@ -8,15 +8,17 @@ import os
 import pytest
 import torch
 import torch.nn as nn
-from crafted_pickles import RunsCode
+from tests.helpers.crafted_pickles import RunsCode
 from mmengine.model import BaseModel, BaseModule
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
-from served_files import serve_directory
+from tests.helpers.served_files import serve_directory
 
 from mmseg_hrplus.checkpoint import (CheckpointDownloadError, CheckpointError,
                                      UnsafeCheckpointError, cached_path_for, unsafe_schemes)
+
+pytestmark = pytest.mark.torch21  # also run on the torch 2.1 stack
 
 
 class Net(BaseModel):

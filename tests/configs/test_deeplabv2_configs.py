@@ -54,7 +54,7 @@ def test_recipe(path, num_classes):
     assert backbone.norm_eval is True and backbone.norm_cfg.requires_grad is False
     assert backbone.init_cfg.type == 'Pretrained'
     assert backbone.init_cfg.checkpoint.startswith('checkpoints/')  # local, no download
-    assert head.type == 'mmseg_hrplus.ASPPHead' and head.num_classes == num_classes
+    assert head.type == 'mmseg_hrplus.DeepLabV2ASPPHead' and head.num_classes == num_classes
     assert tuple(head.dilations) == (6, 12, 18, 24)
     assert 'auxiliary_head' not in cfg.model
 

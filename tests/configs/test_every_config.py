@@ -15,7 +15,7 @@ Narrowing keeps a config's structure (backbone type and its mode arguments, head
 ``in_index``, ``input_transform``, auxiliary heads, cascade decode heads such as OCRNet's
 FCNHead + OCRHead, losses) and only shrinks widths and depths; detectors (the neck and every
 RPN/RoI/mask/semantic/single-stage head, cascade stages included) as in
-tests/detector_narrowing.py, trained with boxes plus the masks and semantic maps their heads
+tests/helpers/detector_narrowing.py, trained with boxes plus the masks and semantic maps their heads
 need.
 """
 import copy
@@ -27,12 +27,12 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 import pytest
 import torch
-from detector_narrowing import detector_needs, detector_num_classes, narrow_detector
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 
 from mmseg_hrplus.models.utils import check_model_contract
-from tiny_models import tiny_hrnet_extra
+from tests.helpers.detector_narrowing import detector_needs, detector_num_classes, narrow_detector
+from tests.helpers.tiny_models import tiny_hrnet_extra
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_ROOT = REPO_ROOT / 'configs'
@@ -189,7 +189,7 @@ def det_batch(num_classes: int, batch: int = 2, masks: bool = False,
     return dict(inputs=inputs, data_samples=samples)
 
 
-pytestmark = pytest.mark.usefixtures('one_thread')
+pytestmark = [pytest.mark.torch21, pytest.mark.usefixtures('one_thread')]
 
 
 CONFIGS = all_configs()

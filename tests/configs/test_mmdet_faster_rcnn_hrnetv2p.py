@@ -1,7 +1,8 @@
 """configs/mmdet/faster-rcnn_hrnetv2p-*: parameter counts and parity with mmdet's own detector."""
 import pytest
 import torch
-from mmdet_helpers import (assert_equal_features, build_detector, count_parameters,
+
+from tests.helpers.mmdet_helpers import (assert_equal_features, build_detector, count_parameters,
                            frame_batch, mmdet_config, our_config, same_weight_detectors)
 
 THEIRS = {'w18': 'faster-rcnn_hrnetv2p-w18-1x_coco.py',

@@ -11,7 +11,8 @@ from functools import lru_cache
 
 import pytest
 import torch
-from mmdet_helpers import (OUR_CONFIGS, assert_equal_features, build_detector,
+
+from tests.helpers.mmdet_helpers import (OUR_CONFIGS, assert_equal_features, build_detector,
                            count_parameters, frame_batch, mmdet_config, our_config,
                            same_weight_detectors, without_scope_keys)
 
@@ -177,7 +178,7 @@ def test_neck_for_another_width_is_refused_when_built(det):
 def test_neck_for_another_width_fails_in_build_runner(det, tmp_path):
     """The same through tools/train.py's and tools/test.py's ``build_runner``, before any data
     is read; a two-stage and a single-stage detector."""
-    from mmseg_hrplus.apis.runner import build_runner, load_config
+    from mmseg_hrplus.engine.runner import build_runner, load_config
     cfg = load_config(str(OUR_CONFIGS / DETECTORS[det][0].format('w32')),
                       {'model.backbone.init_cfg': None,
                        'model.neck.in_channels': [18, 36, 72, 144]}, work_dir=str(tmp_path))

@@ -18,9 +18,9 @@ from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from mmseg_hrplus.apis.runner import build_config_model
+from mmseg_hrplus.engine.runner import build_config_model
 from mmseg_hrplus.models.backbones.hrnet import HRNet
-from tiny_models import randomize_conv_bn_
+from tests.helpers.tiny_models import randomize_conv_bn_
 
 HRNET_CONFIGS = Path(__file__).resolve().parents[2] / 'configs' / 'hrnet'
 MMSEG_OCRNET = Path(mmseg.__file__).parent / '.mim' / 'configs' / 'ocrnet'

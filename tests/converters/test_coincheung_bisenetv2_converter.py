@@ -20,10 +20,10 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 
-from float_bounds import assert_close_relative, float32_bound, rounding_growth
 from mmseg_hrplus.converters import ConversionError, convert_file, get_source
 from mmseg_hrplus.models.decode_heads.bga_head import BGAHead, BilateralGuidedAggregation
 from mmseg_hrplus.models.decode_heads.booster_head import BoosterHead
+from tests.helpers.float_bounds import assert_close_relative, float32_bound, rounding_growth
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = REPO / 'tests' / 'data' / 'manifests' / 'bisenet-coincheung.json'
@@ -207,8 +207,8 @@ def test_data_preprocessor_is_coincheungs_normalisation(model):
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    (dict(upsample_mode='bicubic'), r"upsample_mode must be one of 'bilinear', 'nearest', "
-                                    r"got 'bicubic'"),
+    (dict(upsample_mode='bicubic'), r"upsample_mode='bicubic' is not supported; allowed values: "
+                                    r"'bilinear', 'nearest'"),
     (dict(pointwise_bias='no'), r"pointwise_bias must be True or False, got 'no'"),
 ])
 def test_bga_head_options_are_validated(kwargs, message):

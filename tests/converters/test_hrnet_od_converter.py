@@ -23,7 +23,7 @@ from mmengine.registry import DefaultScope
 from mmseg_hrplus.checkpoint import read_checkpoint
 from mmseg_hrplus.converters import ConversionError, convert_file
 from mmseg_hrplus.converters.hrnet_od import COCO_CLASSES, convert_hrnet_od
-from tiny_models import tiny_hrnet_extra
+from tests.helpers.tiny_models import tiny_hrnet_extra
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs' / 'mmdet' / 'faster-rcnn_hrnetv2p-w48_1x_coco_hrnet-od-weights.py'

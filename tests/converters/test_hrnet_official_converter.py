@@ -13,6 +13,7 @@ target size after 1x1 conv + BN; head: streams resized once to 1/4, concatenated
 conv1x1(bias) + BN + ReLU + conv1x1 -> classes; logits resized once to the input) are
 re-derived below in a few lines and compared with ours at an odd size.
 """
+import dataclasses
 import json
 from collections import OrderedDict
 
@@ -23,12 +24,13 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from float_bounds import SHALLOW, assert_close_relative, float32_bound, rounding_growth
 from mmseg_hrplus.converters import ConversionError, convert_file
 from mmseg_hrplus.converters.hrnet_official import (CLS_HEAD_REASONS, convert_hrnet_imagenet,
                                                     convert_hrnet_seg)
-from mmseg_hrplus.models.backbones.hrnet import HRFusion, HRNet
-from tiny_models import relative_error, tiny_hrnet_extra
+from mmseg_hrplus.models.backbones.hrnet import FusionSettings, HRFusion, HRNet
+from tests.helpers.float_bounds import (SHALLOW, assert_close_relative, float32_bound,
+                                        rounding_growth)
+from tests.helpers.tiny_models import relative_error, tiny_hrnet_extra
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -344,10 +346,10 @@ def test_single_resize_fusion_equals_the_rederived_original(hw):
         sizes.append((-(-sizes[-1][0] // 2), -(-sizes[-1][1] // 2)))
     channels = [3, 4, 5, 6]
     xs = [torch.randn(1, c, *s) for c, s in zip(channels, sizes)]
-    single = HRFusion(channels, channels, 'conv_first', 'bilinear', False, None,
-                      dict(type='BN'), fuse_resize='single').eval()
-    two = HRFusion(channels, channels, 'conv_first', 'bilinear', False, None, dict(type='BN'),
-                   fuse_resize='two_step').eval()
+    single = HRFusion(channels, channels, FusionSettings(fuse_resize='single'), None,
+                      dict(type='BN')).eval()
+    two = HRFusion(channels, channels, FusionSettings(fuse_resize='two_step'), None,
+                   dict(type='BN')).eval()
     for m in single.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.normal_(0, 0.3)
@@ -380,10 +382,9 @@ def test_converted_tiny_model_reproduces_the_rederived_original_at_an_odd_size()
     model = tiny_segmentor(extra, 5)
     model.load_state_dict(convert_hrnet_seg(state).state_dict, strict=True)
     model.eval()
-    net.fuse_resize = 'single'  # the reference backbone: the original's single resize
-    for m in net.modules():
+    for m in net.modules():  # the reference backbone: the original's single resize
         if isinstance(m, HRFusion):
-            m.fuse_resize = 'single'
+            m.fusion = dataclasses.replace(m.fusion, fuse_resize='single')
     net.eval()
     head.eval()
     for hw in [(250, 500), (256, 512)]:

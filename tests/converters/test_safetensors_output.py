@@ -13,6 +13,8 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmseg_hrplus.checkpoint import read_checkpoint, save_safetensors
 
+pytestmark = pytest.mark.torch21  # also run on the torch 2.1 stack
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -26,7 +26,7 @@ from mmseg_hrplus.models.backbones.hrnet import HRNet
 from mmseg_hrplus.models.decode_heads.aspp_head import ASPPHead
 from mmseg_hrplus.models.decode_heads.bga_head import BGAHead
 from mmseg_hrplus.models.necks.hrnetv2p import HRNetV2pNeck
-from tiny_models import tiny_hrnet_extra
+from tests.helpers.tiny_models import tiny_hrnet_extra
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -210,7 +210,7 @@ def test_bisenetv2_positional_as_mmseg():
 
 def test_bisenetv2_arch_is_keyword_only_and_a_positional_name_is_explained():
     assert BiSeNetV2(arch='large').arch == 'large'
-    with pytest.raises(ValueError, match=r"in_channels must be a positive int.*arch='large'"):
+    with pytest.raises(ValueError, match=r"in_channels must be an int >= 1.*arch='large'"):
         BiSeNetV2('large')
     with pytest.raises(TypeError):
         BiSeNetV2(3, (64, 64, 128), (16, 32, 64, 128), 6, 128)  # mmseg's bga_channels

@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from tiny_models import tiny_hrnet_extra
+from tests.helpers.tiny_models import tiny_hrnet_extra
 
 NORM = dict(type='BN', requires_grad=True)
 TINY_RUN_PALETTE = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255]]

@@ -1,13 +1,13 @@
 """tools/analysis_tools/analyze_logs.py on a synthetic mmengine scalars.json."""
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'tools' / 'analysis_tools'))
-import analyze_logs  # noqa: E402
+from tests.helpers.tools import load_tool
+
+analyze_logs = load_tool('analysis_tools/analyze_logs.py')
 
 
 @pytest.fixture

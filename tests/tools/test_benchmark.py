@@ -3,18 +3,17 @@ weights): the JSON has the timing, ratio and difference fields, the logits agree
 onnxruntime on our export is timed in the same rounds. The parts are tested in
 tests/benchmark/."""
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from float_bounds import DEEP, WINOGRAD_DEEP, check_relative
-from tiny_models import write_tiny_hrnet_fcn_configs
+from tests.helpers.float_bounds import DEEP, WINOGRAD_DEEP, check_relative
+from tests.helpers.tiny_models import write_tiny_hrnet_fcn_configs
+from tests.helpers.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / 'tools'))
-import benchmark  # noqa: E402
+benchmark = load_tool('benchmark.py')
 
 
 @pytest.fixture

@@ -1,27 +1,28 @@
 """tools/benchmark.py reports the CPU it ran on and, with --winograd, the autotune decisions
 of the Winograd variant (tiny HRNet+FCN, no reference)."""
-import functools
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-from mmseg_hrplus.apis.cpu_info import cpu_info
+from mmseg_hrplus.utils.cpu_info import cpu_info
 from mmseg_hrplus.models.layers.winograd import AUTOTUNE_MARGIN
-from tiny_models import write_tiny_hrnet_fcn_configs
+from tests.helpers.tiny_models import write_tiny_hrnet_fcn_configs
+from tests.helpers.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / 'tools'))
-import benchmark  # noqa: E402
+benchmark = load_tool('benchmark.py')
 
 
 def test_benchmark_reports_cpu_and_winograd_decisions(tmp_path, monkeypatch, capsys):
     config, _ = write_tiny_hrnet_fcn_configs(tmp_path)
     # the tiny HRNet is 4-32 channels wide: let Winograd (and its autotune) take them all
-    monkeypatch.setattr(benchmark, 'optimize_for_inference',
-                        functools.partial(benchmark.optimize_for_inference,
-                                          winograd_min_channels=4))
+    optimize = benchmark.optimize_for_inference
+
+    def optimize_narrow(model, winograd=None, **kwargs):
+        return optimize(model, winograd=winograd and dict(min_channels=4), **kwargs)
+
+    monkeypatch.setattr(benchmark, 'optimize_for_inference', optimize_narrow)
     out = tmp_path / 'out.json'
     threads = torch.get_num_threads()
     try:

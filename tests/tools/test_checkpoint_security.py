@@ -13,12 +13,14 @@ import pickle
 
 import pytest
 import torch
-from crafted_pickles import RunsCode
-from hrplus_tiny_run import REPO, make_data, output, run_tool, write_config
+from tests.helpers.crafted_pickles import RunsCode
+from tests.helpers.tiny_run import REPO, make_data, output, run_tool, write_config
 from mmengine.config import Config
 from mmengine.runner import CheckpointLoader
 
 from mmseg_hrplus.checkpoint import UnsafeCheckpointError
+
+pytestmark = pytest.mark.torch21  # also run on the torch 2.1 stack
 
 
 @pytest.fixture(scope='module')
@@ -136,7 +138,7 @@ def test_inference_init_model(setup):
 @pytest.fixture(scope='module')
 def served_evil(setup):
     """The crafted file served from 127.0.0.1, with a fresh torch hub cache."""
-    from served_files import serve_directory
+    from tests.helpers.served_files import serve_directory
     before = torch.hub.get_dir()
     torch.hub.set_dir(str(setup['root'] / 'hub'))
     with serve_directory(setup['root']) as base:
@@ -173,7 +175,7 @@ def test_detector_init_detector_by_url(setup, served_evil):
 
 @pytest.fixture(scope='module')
 def archives(setup):
-    from attack_corpus import Context, tar_hardlink, torchscript_bad_extra
+    from tests.helpers.attack_corpus import Context, tar_hardlink, torchscript_bad_extra
     victim = setup['root'] / 'victim' / 'secret.cfg'
     victim.parent.mkdir()
     victim.write_text('token = 1\n')
@@ -244,7 +246,7 @@ def test_archive_tricks_through_converter(archives, kind, tmp_path):
 @pytest.mark.parametrize('kind', list(ARCHIVE_REASONS))
 def test_archive_tricks_by_url_are_not_cached(setup, archives, kind):
     from mmdet.apis import init_detector
-    from served_files import serve_directory
+    from tests.helpers.served_files import serve_directory
 
     from mmseg_hrplus.checkpoint import CheckpointError, cached_path_for
     before = torch.hub.get_dir()

@@ -3,17 +3,19 @@
 This is one of the suite's two segmentation end-to-end runs; it uses the demo's real settings
 (300 iterations), so the mIoU floor is the README's figure minus a margin.
 """
-import sys
 
 import pytest
+
+from tests.helpers.tools import load_tool
+
+pytestmark = pytest.mark.torch21
 
 DEMO_MIOU_FLOOR = 60.0
 
 
 @pytest.fixture(scope='module')
 def demo_result(tmp_path_factory):
-    sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[2] / 'tools'))
-    from demo import run_demo
+    run_demo = load_tool('demo.py').run_demo
     root = tmp_path_factory.mktemp('demo')
     return run_demo(root / 'work_dir', data_root=root / 'data')
 

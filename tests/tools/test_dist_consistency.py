@@ -12,9 +12,9 @@ import socket
 
 import pytest
 import torch
-from hrplus_tiny_run import make_data, output, run_tool, tool_env, write_config
 
 from mmseg_hrplus.checkpoint import read_checkpoint
+from tests.helpers.tiny_run import make_data, output, run_tool, tool_env, write_config
 
 ITERS = 3
 METRIC_RE = re.compile(r'aAcc: ([\d.]+)\s+mIoU: ([\d.]+)\s+mAcc: ([\d.]+)')

@@ -10,6 +10,8 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmseg_hrplus.datasets.synthetic_cityscapes import make_synthetic_cityscapes
 
+pytestmark = pytest.mark.torch21
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CONFIG = 'configs/quickstart/hrnet_w18s_synthetic.py'

@@ -5,11 +5,10 @@ run by onnxruntime at 64x128 and at sizes that are not multiples of 32 (72x100: 
 18x25, 9x13, 5x7, 3x4, where the fusion takes mmseg's two-step resize). Before the export fix the
 HRNet graph was 67 off at 72x100 (the odd-size test was frozen at the example). BN statistics
 are calibrated on random images so the logits have a realistic magnitude (a few units). The
-bounds are relative to the largest logit (tests/float_bounds.py): onnxruntime's kernels sum in
-another order than PyTorch's, and a Winograd backbone is exported as plain Conv nodes, so
+bounds are relative to the largest logit (tests/helpers/float_bounds.py): onnxruntime's kernels
+sum in another order than PyTorch's, and a Winograd backbone is exported as plain Conv nodes, so
 onnxruntime's direct conv is compared with PyTorch's Winograd arithmetic.
 """
-import sys
 from pathlib import Path
 
 import onnxruntime  # noqa: F401  (a CI dependency via requirements/onnx.txt: never skipped)
@@ -17,12 +16,14 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from tiny_models import tiny_hrnet_extra
+from tests.helpers.tiny_models import tiny_hrnet_extra
+from tests.helpers.float_bounds import DEEP, WINOGRAD_DEEP, assert_close_relative, check_relative
+from tests.helpers.tools import load_tool
+
+pytestmark = pytest.mark.torch21
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / 'tools' / 'deployment'))
-import export_onnx  # noqa: E402
-from float_bounds import DEEP, WINOGRAD_DEEP, assert_close_relative, check_relative  # noqa: E402
+export_onnx = load_tool('deployment/export_onnx.py')
 
 NORM = dict(type='BN', requires_grad=True)
 PREPROCESSOR = dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
@@ -92,7 +93,7 @@ def test_exported_graph_matches_pytorch_at_two_sizes(tmp_path, model):
 def test_optimized_model_exports_at_any_size(tmp_path, head):
     """optimize_for_inference's factorised head (ResizeSumFCNHead) resizes per stream; its size
     test must not be frozen at the example input either."""
-    from mmseg_hrplus.apis import optimize_for_inference
+    from mmseg_hrplus.deploy import optimize_for_inference
     from mmseg_hrplus.models.decode_heads import ResizeSumFCNHead
 
     model = dict(HRNET_FCN, decode_head=dict(HRNET_FCN['decode_head']))

@@ -1,15 +1,17 @@
 """tools/infer.py: a folder of images (one grayscale, odd sizes) -> label PNGs and overlays.
 The tiny model fixtures are in conftest.py; videos are tested in test_infer_video.py."""
-import sys
 from pathlib import Path
 
 import mmcv
 import numpy as np
 import pytest
 
+from tests.helpers.tools import load_tool
+
+pytestmark = pytest.mark.torch21
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / 'tools'))
-import infer  # noqa: E402
+infer = load_tool('infer.py')
 
 
 def test_folder_gives_labels_and_overlays(tiny_run, tiny_run_palette, tmp_path, capsys):

@@ -2,7 +2,6 @@
 fps, per-frame label PNGs, batch size without effect on the labels, and bad videos / unknown
 formats named in one line each. The tiny model comes from conftest.py's ``tiny_run``."""
 import re
-import sys
 from pathlib import Path
 
 import cv2
@@ -10,17 +9,18 @@ import numpy as np
 import pytest
 from mmseg.apis import init_model
 
-from label_ties import assert_labels_equal_where_decided
 from mmseg_hrplus.apis.inference import segment_images
 from mmseg_hrplus.apis.overlay import overlay_labels
 from mmseg_hrplus.apis.video import SUPPORTED_FORMATS
-from video_files import decode_all, moving_frames, properties, truncated_copy, write_video
+from tests.helpers.label_ties import assert_labels_equal_where_decided
+from tests.helpers.video_files import (decode_all, moving_frames, properties, truncated_copy,
+                                       write_video)
+from tests.helpers.tools import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / 'tools'))
-import infer  # noqa: E402
+infer = load_tool('infer.py')
 
-pytestmark = pytest.mark.usefixtures('one_thread')
+pytestmark = [pytest.mark.torch21, pytest.mark.usefixtures('one_thread')]
 FRAMES, HEIGHT, WIDTH, FPS = 6, 64, 128, 10.0
 
 

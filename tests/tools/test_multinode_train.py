@@ -3,7 +3,7 @@ node, NODE_RANK 0 and 1, the same MASTER_ADDR/PORT (torchrun's static rendezvous
 node 0). Each node has its own --work-dir, as two real machines would.
 
 Each rank records its batches and its parameters before and after training
-(HrplusTestRecordHook of hrplus_probe_hooks.py). The node of NODE_RANK=1 writing the files of
+(HrplusTestRecordHook of tests/helpers/probe_hooks.py). The node of NODE_RANK=1 writing the files of
 global rank 1, the ranks seeing different images, and identical moved parameters at the end
 prove that the two launches formed one world of 2 and averaged their gradients.
 """
@@ -15,8 +15,11 @@ import subprocess
 
 import pytest
 import torch
-from hrplus_tiny_run import REPO, make_data, tool_env, write_config
 from mmengine.runner.checkpoint import _load_checkpoint
+
+from tests.helpers.tiny_run import REPO, make_data, tool_env, write_config
+
+pytestmark = pytest.mark.torch21
 
 ITERS = 4
 NODES = 2

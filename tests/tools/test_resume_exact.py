@@ -9,8 +9,11 @@ checkpoint.
 """
 import pytest
 import torch
-from hrplus_tiny_run import make_data, output, run_tool, tool_env, write_config
 from mmengine.runner.checkpoint import _load_checkpoint
+
+from tests.helpers.tiny_run import make_data, output, run_tool, tool_env, write_config
+
+pytestmark = pytest.mark.torch21
 
 MAX_ITERS, CKPT_INTERVAL, KILL_AFTER = 6, 3, 4
 

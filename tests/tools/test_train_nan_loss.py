@@ -3,8 +3,9 @@ message naming the iteration, exits non-zero, and the last good checkpoint stays
 import math
 
 import pytest
-from hrplus_tiny_run import make_data, output, run_tool, tool_env, write_config
 from mmengine.runner.checkpoint import _load_checkpoint
+
+from tests.helpers.tiny_run import make_data, output, run_tool, tool_env, write_config
 
 NAN_AT = 3
 

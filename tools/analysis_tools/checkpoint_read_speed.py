@@ -90,7 +90,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.measure_memory:
         return measure_memory(*args.measure_memory)
-    from mmseg_hrplus.apis.cpu_info import cpu_info
+    from mmseg_hrplus.utils.cpu_info import cpu_info
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, 'w48.pth')
         size = w48_checkpoint(path)

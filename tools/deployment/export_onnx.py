@@ -25,20 +25,15 @@ an exact identity on even sizes), so one graph is exact at every size; ``--verif
 on the export size and on a size that is not a multiple of 32.
 """
 import argparse
-import os.path as osp
-import sys
 from typing import List, Optional, Sequence
 
 import torch.nn as nn
 from mmengine.config import Config
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
-from mmseg_hrplus.apis.onnx_export import (  # noqa: E402,F401  (SegmentorLogits: for tests)
+import mmseg_hrplus  # noqa: F401  (registers our models)
+from mmseg_hrplus.deploy.onnx_export import (  # noqa: F401  (SegmentorLogits: for tests)
     SegmentorLogits, Shape, export_onnx, verify_onnx)
-from mmseg_hrplus.apis.runner import build_config_model  # noqa: E402  (also registers our models)
+from mmseg_hrplus.engine.runner import build_config_model
 
 
 def build_segmentor(config: str, checkpoint: Optional[str] = None,

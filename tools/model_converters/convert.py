@@ -14,14 +14,10 @@ with ``load_from=`` or ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` in t
 names this command.
 """
 import argparse
-import sys
-from pathlib import Path
 from typing import Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from mmseg_hrplus.converters.registry import (OUTPUT_FORMATS, convert_file,  # noqa: E402
-                                              get_source, source_names)
+from mmseg_hrplus.converters.registry import (OUTPUT_FORMATS, convert_file, get_source,
+                                              source_names)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -38,7 +38,7 @@ model = dict(
         init_cfg=dict(
             type='Pretrained', checkpoint='checkpoints/resnet101_torchvision_v1.pth')),
     decode_head=dict(
-        type='mmseg_hrplus.ASPPHead',
+        type='mmseg_hrplus.DeepLabV2ASPPHead',
         in_channels=2048,
         in_index=0,
         num_classes=19,

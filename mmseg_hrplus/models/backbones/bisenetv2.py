@@ -27,6 +27,7 @@ from torch import Tensor
 from mmseg_hrplus.models.utils import FeatureSpec
 from mmseg_hrplus.models.utils.freezing import keep_norm_eval
 from mmseg_hrplus.registry import MODELS
+from mmseg_hrplus.utils.validation import check_choice, check_int, check_positive_ints
 
 
 @dataclass(frozen=True)
@@ -62,19 +63,6 @@ ARCH_SETTINGS: Dict[str, BiSeNetV2Arch] = {
                            semantic_channels=(32, 64, 128, 256), semantic_depths=(6, 6, 12),
                            expand_ratio=6),
 }
-
-
-def _positive_ints(name: str, value: Sequence[int], length: Optional[int] = None,
-                   minimum: int = 1) -> Tuple[int, ...]:
-    """Validate a user-given tuple of ints; ``ValueError`` naming the argument otherwise."""
-    if isinstance(value, int) or not isinstance(value, Sequence) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value):
-        raise ValueError(f'{name} must be a sequence of ints >= {minimum}, got {value!r}')
-    if length is not None and len(value) != length:
-        raise ValueError(f'{name} must have {length} entries, got {len(value)}: {value!r}')
-    if len(value) == 0:
-        raise ValueError(f'{name} must not be empty')
-    return tuple(value)
 
 
 class StemBlock(BaseModule):
@@ -269,35 +257,32 @@ class BiSeNetV2(BaseModule):
                         dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
         super().__init__(init_cfg=init_cfg)
         if isinstance(in_channels, str):
-            raise ValueError(f'in_channels must be a positive int, got {in_channels!r}; the '
+            raise ValueError(f'in_channels must be an int >= 1, got {in_channels!r}; the '
                              f'preset is chosen by keyword: BiSeNetV2(arch={in_channels!r})')
-        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f'in_channels must be a positive int, got {in_channels!r}')
-        if arch not in ARCH_SETTINGS:
-            raise ValueError(f'arch must be one of {sorted(ARCH_SETTINGS)}, got {arch!r}')
+        check_int('in_channels', in_channels)
+        check_choice('arch', arch, sorted(ARCH_SETTINGS))
         preset = ARCH_SETTINGS[arch]
         if not isinstance(norm_cfg, dict):
             raise ValueError(f'norm_cfg must be a dict (BiSeNetV2 needs normalisation layers), '
                              f'got {norm_cfg!r}')
         self.arch = arch
-        self.detail_channels = _positive_ints(
+        self.detail_channels = check_positive_ints(
             'detail_channels', preset.detail_channels if detail_channels is None
             else detail_channels)
-        self.detail_depths = _positive_ints(
+        self.detail_depths = check_positive_ints(
             'detail_depths', preset.detail_depths if detail_depths is None else detail_depths,
             length=len(self.detail_channels))
-        self.semantic_channels = _positive_ints(
+        self.semantic_channels = check_positive_ints(
             'semantic_channels', preset.semantic_channels if semantic_channels is None
             else semantic_channels)
         if len(self.semantic_channels) < 2 or self.semantic_channels[0] % 2:
             raise ValueError(f'semantic_channels must be an even Stem width followed by at least '
                              f'one GE stage width, got {self.semantic_channels!r}')
-        self.semantic_depths = _positive_ints(
+        self.semantic_depths = check_positive_ints(
             'semantic_depths', preset.semantic_depths if semantic_depths is None
             else semantic_depths, length=len(self.semantic_channels) - 1)
-        self.expand_ratio = preset.expand_ratio if expand_ratio is None else expand_ratio
-        if not isinstance(self.expand_ratio, int) or self.expand_ratio < 1:
-            raise ValueError(f'expand_ratio must be an int >= 1, got {expand_ratio!r}')
+        self.expand_ratio = check_int(
+            'expand_ratio', preset.expand_ratio if expand_ratio is None else expand_ratio)
         self.norm_eval = norm_eval
         layer = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
 

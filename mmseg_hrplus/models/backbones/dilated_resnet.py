@@ -19,9 +19,11 @@ from mmseg.models.backbones.resnet import Bottleneck
 from mmseg.models.utils import ResLayer
 from torch import Tensor
 
+from mmseg_hrplus.models.utils.checkpointing import run_blocks
 from mmseg_hrplus.models.utils.feature_spec import FeatureSpec
 from mmseg_hrplus.models.utils.freezing import freeze, keep_norm_eval
 from mmseg_hrplus.registry import MODELS
+from mmseg_hrplus.utils.validation import check_choice
 
 # Bottleneck blocks per stage (res2..res5), He et al. 2016, Table 1.
 STAGE_BLOCKS: Dict[int, Tuple[int, int, int, int]] = {
@@ -60,12 +62,6 @@ def stage_strides_and_dilations(output_stride: int) -> Tuple[Tuple[int, ...], Tu
         strides.append(stride)
         dilations.append(dilation)
     return tuple(strides), tuple(dilations)
-
-
-def _check_choice(name: str, value, allowed: Sequence) -> None:
-    if value not in allowed:
-        raise ValueError(f'DilatedResNet: {name}={value!r} is not supported; '
-                         f'allowed values: {tuple(allowed)}')
 
 
 @MODELS.register_module()
@@ -109,7 +105,9 @@ class DilatedResNet(BaseModule):
             (parameters stop getting gradients and their norm layers stay in eval mode).
         norm_eval: keep every BatchNorm in eval mode during training (frozen statistics, as
             in the Caffe DeepLabv2 models).
-        with_cp: gradient checkpointing inside each block (less memory, slower).
+        with_cp: gradient checkpointing of every residual block (less memory, one more
+            forward), with BN running statistics as without it (see
+            :mod:`mmseg_hrplus.models.utils.checkpointing`).
         conv_cfg: mmcv conv config (``None``: ``nn.Conv2d``).
         norm_cfg: mmcv norm config, e.g. ``dict(type='SyncBN', requires_grad=True)``.
         zero_init_residual: with the default initialisation, set the last norm layer of every
@@ -151,16 +149,17 @@ class DilatedResNet(BaseModule):
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  zero_init_residual: bool = True,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        _check_choice('depth', depth, tuple(STAGE_BLOCKS))
-        _check_choice('output_stride', output_stride, OUTPUT_STRIDES)
-        _check_choice('stem', stem, STEMS)
-        _check_choice('style', style, STYLES)
+        check_choice('depth', depth, tuple(STAGE_BLOCKS), owner='DilatedResNet')
+        check_choice('output_stride', output_stride, OUTPUT_STRIDES, owner='DilatedResNet')
+        check_choice('stem', stem, STEMS, owner='DilatedResNet')
+        check_choice('style', style, STYLES, owner='DilatedResNet')
         out_indices = tuple(out_indices)
         if (not out_indices or len(set(out_indices)) != len(out_indices)
                 or any(not 0 <= i < NUM_STAGES for i in out_indices)):
             raise ValueError(f'DilatedResNet: out_indices={out_indices} must be distinct stage '
                              f'indices in {tuple(range(NUM_STAGES))}')
-        _check_choice('frozen_stages', frozen_stages, tuple(range(-1, NUM_STAGES + 1)))
+        check_choice('frozen_stages', frozen_stages, tuple(range(-1, NUM_STAGES + 1)),
+                     owner='DilatedResNet')
         stage_blocks = STAGE_BLOCKS[depth]
         if multi_grid is not None:
             multi_grid = tuple(multi_grid)
@@ -211,7 +210,8 @@ class DilatedResNet(BaseModule):
                 stride=self.strides[i],
                 dilation=self.dilations[i],
                 style=style,
-                with_cp=with_cp,
+                # checkpointing is ours (run_blocks), which keeps BN statistics right
+                with_cp=False,
                 conv_cfg=conv_cfg,
                 norm_cfg=norm_cfg,
                 # ResLayer takes absolute rates; ours are multipliers of the stage's dilation.
@@ -302,7 +302,7 @@ class DilatedResNet(BaseModule):
         x = self.maxpool(x)
         outs = []
         for i, name in enumerate(self.res_layers):
-            x = getattr(self, name)(x)
+            x = run_blocks(getattr(self, name), x, self.with_cp)
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)

@@ -67,9 +67,8 @@ Example:
     >>> [tuple(spec) for spec in net.out_specs]  # (channels, stride)
     [(18, 4), (36, 8), (72, 16), (144, 32)]
 """
-from contextlib import contextmanager, nullcontext
-from functools import partial
-from typing import (ContextManager, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
+from dataclasses import dataclass
+from typing import (Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
                     Union)
 
 import torch
@@ -81,12 +80,12 @@ from mmengine.model.weight_init import constant_init
 from mmseg.models.backbones.resnet import BasicBlock, Bottleneck
 from mmseg.models.utils import resize
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils.checkpoint import checkpoint
 
+from mmseg_hrplus.models.utils.checkpointing import run_blocks
 from mmseg_hrplus.models.utils.feature_spec import FeatureSpec
 from mmseg_hrplus.models.utils.freezing import freeze, keep_norm_eval
 from mmseg_hrplus.registry import MODELS
+from mmseg_hrplus.utils.validation import check_bool, check_choice, check_int
 
 ConfigType = Dict
 BLOCKS = {'BASIC': BasicBlock, 'BOTTLENECK': Bottleneck}
@@ -149,15 +148,55 @@ FUSE_RESIZES = ('two_step', 'single')
 _EXTRA_STAGE_KEYS = ('num_modules', 'num_branches', 'block', 'num_blocks', 'num_channels')
 
 
-def _choice(name: str, value, allowed: Sequence) -> None:
-    if value not in allowed:
-        raise ValueError(f'{name}={value!r} is not supported; allowed values: '
-                         f'{", ".join(repr(a) for a in allowed)}')
+@dataclass(frozen=True)
+class FusionSettings:
+    """How every HR module's fusion exchanges its streams (see the module notes), validated
+    once here and handed to each :class:`HRModule` and :class:`HRFusion`.
+
+    Attributes:
+        fuse_order: 'conv_first' (official) or 'upsample_first' (paper) for lower-to-higher
+            paths.
+        new_branch: 'from_lowest' (official) or 'from_all' (paper).
+        upsample_mode: 'bilinear' (mmseg) or 'nearest' (mmdet).
+        align_corners: for bilinear upsampling; None with 'nearest' (True is refused there).
+        fuse_resize: 'two_step' (mmseg) or 'single' (the official code), bilinear mode only.
+    """
+
+    fuse_order: str = 'conv_first'
+    new_branch: str = 'from_lowest'
+    upsample_mode: str = 'bilinear'
+    align_corners: Optional[bool] = False
+    fuse_resize: str = 'two_step'
+
+    def __post_init__(self) -> None:
+        check_choice('fuse_order', self.fuse_order, FUSE_ORDERS)
+        check_choice('new_branch', self.new_branch, NEW_BRANCH_RULES)
+        check_choice('upsample_mode', self.upsample_mode, UPSAMPLE_MODES)
+        check_choice('fuse_resize', self.fuse_resize, FUSE_RESIZES)
+        if self.upsample_mode == 'nearest':
+            if self.align_corners:
+                raise ValueError(f'align_corners={self.align_corners!r} needs '
+                                 f'upsample_mode=\'bilinear\', got upsample_mode=\'nearest\'')
+            object.__setattr__(self, 'align_corners', None)
+
+    @classmethod
+    def from_mode(cls, fusion_mode: str = 'official', fuse_order: Optional[str] = None,
+                  new_branch: Optional[str] = None, **kwargs) -> 'FusionSettings':
+        """The settings of ``fusion_mode`` (:data:`FUSION_MODES`), with ``fuse_order`` and
+        ``new_branch`` overriding its defaults when given; ``kwargs``: the other fields."""
+        check_choice('fusion_mode', fusion_mode, tuple(FUSION_MODES))
+        default_order, default_branch = FUSION_MODES[fusion_mode]
+        return cls(fuse_order=default_order if fuse_order is None else fuse_order,
+                   new_branch=default_branch if new_branch is None else new_branch, **kwargs)
+
+    @property
+    def upsample_first(self) -> bool:
+        return self.fuse_order == 'upsample_first'
 
 
 def arch_to_extra(arch: str) -> dict:
     """The mmseg/mmdet ``extra`` dict of a preset (to build their ``HRNet`` identically)."""
-    _choice('arch', arch, tuple(ARCH_PRESETS))
+    check_choice('arch', arch, tuple(ARCH_PRESETS))
     return {
         f'stage{s + 1}': dict(num_modules=spec.num_modules, num_branches=len(spec.num_blocks),
                               block=spec.block, num_blocks=spec.num_blocks,
@@ -185,7 +224,7 @@ def extra_to_stages(extra: dict) -> Tuple[StageSpec, ...]:
             raise ValueError(f'extra["stage{s}"] has unsupported entries {sorted(unknown)} or '
                              f'fuse_method={cfg.get("fuse_method")!r}; allowed keys: '
                              f'{list(_EXTRA_STAGE_KEYS)} and fuse_method=\'SUM\'')
-        _choice(f'extra["stage{s}"]["block"]', cfg['block'], tuple(BLOCKS))
+        check_choice(f'extra["stage{s}"]["block"]', cfg['block'], tuple(BLOCKS))
         if cfg['num_branches'] != s:
             raise ValueError(f'extra["stage{s}"]["num_branches"]={cfg["num_branches"]}: stage '
                              f'{s} of HRNet has exactly {s} branch(es)')
@@ -236,36 +275,6 @@ def make_blocks(block: str, in_channels: int, planes: int, num_blocks: int,
     return Sequential(*layers)
 
 
-@contextmanager
-def _restore_norm_stats(module: nn.Module) -> Iterator[None]:
-    """Undo the running-stat update of BN layers while checkpointing recomputes a forward, so
-    ``with_cp`` leaves the same running statistics as a plain step (mmseg's updates twice)."""
-    saved = [(m, [b.clone() for b in m.buffers()]) for m in module.modules()
-             if isinstance(m, _BatchNorm) and m.training and m.track_running_stats]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for m, buffers in saved:
-                for buf, old in zip(m.buffers(), buffers):
-                    buf.copy_(old)
-
-
-def _checkpoint_contexts(block: nn.Module) -> Tuple[ContextManager, ContextManager]:
-    return nullcontext(), _restore_norm_stats(block)
-
-
-def run_blocks(blocks: nn.Sequential, x: Tensor, with_cp: bool) -> Tensor:
-    """Apply ``blocks`` one by one, each under gradient checkpointing when ``with_cp`` and
-    autograd is recording."""
-    if not (with_cp and torch.is_grad_enabled()):
-        return blocks(x)
-    for block in blocks:
-        x = checkpoint(block, x, use_reentrant=False,
-                       context_fn=partial(_checkpoint_contexts, block))
-    return x
-
-
 class HRFusion(nn.ModuleList):
     """The exchange unit: output ``i`` is ``ReLU(sum_j f_ij(x_j))``.
 
@@ -279,17 +288,14 @@ class HRFusion(nn.ModuleList):
         in_channels: channels of the input streams, highest resolution first.
         out_channels: channels of the outputs; ``out_channels[i] == in_channels[i]`` for every
             existing stream, extra entries are new lower streams.
-        fuse_order: 'conv_first' or 'upsample_first'.
-        upsample_mode: 'bilinear' or 'nearest'.
-        align_corners: passed to the bilinear resize.
-        fuse_resize: 'two_step' (mmseg: by ``2**k``, then to the target size when they
-            differ) or 'single' (the official code: one resize straight to the target size).
+        fusion: the fuse order and the resize (:class:`FusionSettings`): ``fuse_resize``
+            'two_step' (mmseg: by ``2**k``, then to the target size when they differ) or
+            'single' (the official code: one resize straight to the target size).
     """
 
     def __init__(self, in_channels: Sequence[int], out_channels: Sequence[int],
-                 fuse_order: str, upsample_mode: str, align_corners: Optional[bool],
-                 conv_cfg: Optional[ConfigType], norm_cfg: ConfigType,
-                 fuse_resize: str = 'two_step'):
+                 fusion: FusionSettings, conv_cfg: Optional[ConfigType],
+                 norm_cfg: ConfigType):
         rows = []
         for i, c_out in enumerate(out_channels):
             row: List[Optional[nn.Module]] = []
@@ -305,35 +311,34 @@ class HRFusion(nn.ModuleList):
                     row.append(nn.Sequential(*hops))
             rows.append(nn.ModuleList(row))
         super().__init__(rows)
-        self.upsample_first = fuse_order == 'upsample_first'
-        self.upsample_mode = upsample_mode
-        self.align_corners = align_corners
-        self.fuse_resize = fuse_resize
+        self.fusion = fusion
 
     def _resize(self, x: Tensor, size: torch.Size, hops: int) -> Tensor:
         """Upsample ``x`` by ``2**hops`` to exactly ``size`` (see the module notes)."""
-        if self.upsample_mode == 'bilinear' and self.fuse_resize == 'two_step':
+        fusion = self.fusion
+        if fusion.upsample_mode == 'bilinear' and fusion.fuse_resize == 'two_step':
             doubled = [n * 2**hops for n in x.shape[2:]]
             # Odd stream sizes: mmseg's two steps, for its numbers. A trace (ONNX export) would
             # freeze this size test at the example input, so it always takes both steps; the
             # second is then an exact identity whenever the sizes already agree.
             if torch.jit.is_tracing() or doubled != list(size):
-                x = resize(x, size=doubled, mode='bilinear', align_corners=self.align_corners,
+                x = resize(x, size=doubled, mode='bilinear', align_corners=fusion.align_corners,
                            warning=False)
-        return resize(x, size=size, mode=self.upsample_mode, align_corners=self.align_corners,
+        return resize(x, size=size, mode=fusion.upsample_mode, align_corners=fusion.align_corners,
                       warning=False)
 
     def forward(self, xs: List[Tensor]) -> List[Tensor]:
         """Args: xs: ``len(in_channels)`` tensors ``(N, C_j, H_j, W_j)``, ``H_{j+1} =
         ceil(H_j / 2)``. Returns: ``len(out_channels)`` tensors ``(N, C_i, H_i, W_i)``."""
         outs = []
+        upsample_first = self.fusion.upsample_first
         for i, row in enumerate(self):
             y: Optional[Tensor] = None
             owned = False  # True once y is our own buffer and may be accumulated in place
             for j, (path, x) in enumerate(zip(row, xs)):
                 if path is None:
                     term = x
-                elif j > i and self.upsample_first:
+                elif j > i and upsample_first:
                     term = path(self._resize(x, xs[i].shape[2:], j - i))
                 elif j > i:
                     term = self._resize(path(x), xs[i].shape[2:], j - i)
@@ -365,23 +370,21 @@ class HRModule(BaseModule):
         num_channels: planes of each branch (its output has ``planes * expansion`` channels).
         fuse_out_channels: channels of the fusion outputs (see :class:`HRFusion`); ``None``
             means one output per branch.
+        fusion: see :class:`HRFusion`.
         with_cp: gradient checkpointing of every block.
-        fuse_resize: see :class:`HRFusion`.
     """
 
     def __init__(self, block: str, num_blocks: Sequence[int], in_channels: Sequence[int],
                  num_channels: Sequence[int], fuse_out_channels: Optional[Sequence[int]],
-                 fuse_order: str, upsample_mode: str, align_corners: Optional[bool],
-                 with_cp: bool, conv_cfg: Optional[ConfigType], norm_cfg: ConfigType,
-                 fuse_resize: str = 'two_step'):
+                 fusion: FusionSettings, with_cp: bool, conv_cfg: Optional[ConfigType],
+                 norm_cfg: ConfigType):
         super().__init__()
         self.branches = nn.ModuleList(
             make_blocks(block, c_in, planes, n, conv_cfg, norm_cfg)
             for c_in, planes, n in zip(in_channels, num_channels, num_blocks))
         self.out_channels = [c * BLOCKS[block].expansion for c in num_channels]
         fuse_out = list(fuse_out_channels or self.out_channels)
-        self.fuse_layers = HRFusion(self.out_channels, fuse_out, fuse_order, upsample_mode,
-                                    align_corners, conv_cfg, norm_cfg, fuse_resize)
+        self.fuse_layers = HRFusion(self.out_channels, fuse_out, fusion, conv_cfg, norm_cfg)
         self.fuse_out_channels = fuse_out
         self.with_cp = with_cp
 
@@ -447,9 +450,9 @@ class HRNet(BaseModule):
             layout: the input is converted at the start of ``forward``, and the streams come
             out NHWC. Same parameters, keys and results up to float rounding; checkpoints
             load either way. On CPU it makes oneDNN skip a layout reorder per conv, and with
-            Winograd convs (``conv_cfg``) the tiling reads contiguous channels: the fast W48
-            config trains faster with it (README). On GPUs it is the layout tensor cores
-            want under AMP.
+            Winograd convs (``conv_cfg``) the tiling reads contiguous channels; how much
+            faster a model trains with it depends on the machine (measured: the README's
+            speed section). On GPUs it is the layout tensor cores want under AMP.
 
     Shapes:
         input ``(N, in_channels, H, W)`` of any size; output ``out_specs``-many tensors, stream
@@ -500,41 +503,24 @@ class HRNet(BaseModule):
                 raise ValueError(f'arch={arch!r} is not supported; allowed values: a preset name '
                                  f'({", ".join(repr(a) for a in ARCH_PRESETS)}) or an mmseg-style '
                                  f'extra dict')
-            _choice('arch', arch, tuple(ARCH_PRESETS))
+            check_choice('arch', arch, tuple(ARCH_PRESETS))
             stages = ARCH_PRESETS[arch].stages()
-        _choice('fusion_mode', fusion_mode, tuple(FUSION_MODES))
-        fuse_order = FUSION_MODES[fusion_mode][0] if fuse_order is None else fuse_order
-        new_branch = FUSION_MODES[fusion_mode][1] if new_branch is None else new_branch
-        _choice('fuse_order', fuse_order, FUSE_ORDERS)
-        _choice('new_branch', new_branch, NEW_BRANCH_RULES)
-        _choice('upsample_mode', upsample_mode, UPSAMPLE_MODES)
-        _choice('fuse_resize', fuse_resize, FUSE_RESIZES)
-        if upsample_mode == 'nearest':
-            if align_corners:
-                raise ValueError(f'align_corners={align_corners!r} needs '
-                                 f'upsample_mode=\'bilinear\', got upsample_mode=\'nearest\'')
-            align_corners = None
+        self.fusion = FusionSettings.from_mode(
+            fusion_mode, fuse_order, new_branch, upsample_mode=upsample_mode,
+            align_corners=align_corners, fuse_resize=fuse_resize)
         if isinstance(frozen_stages, bool):
             # mmdet's HRNet has no frozen_stages: its 7th positional argument is
             # zero_init_residual. A bool here is such a call; True would freeze stage 1.
             raise ValueError(f'frozen_stages={frozen_stages!r} must be an int, not a bool; '
                              f'allowed values: -1, 0, 1, 2, 3, 4 (mmdet\'s HRNet takes '
                              f'zero_init_residual in this position: pass it by keyword)')
-        _choice('frozen_stages', frozen_stages, tuple(range(-1, 5)))
-        if not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f'in_channels={in_channels!r} must be a positive int')
-        if not isinstance(channels_last, bool):
-            raise ValueError(f'channels_last={channels_last!r} is not supported; allowed values: '
-                             f'True, False')
+        check_choice('frozen_stages', frozen_stages, tuple(range(-1, 5)))
+        check_int('in_channels', in_channels)
+        check_bool('channels_last', channels_last)
 
         self.arch = arch
         self.stage_specs = stages
         self.fusion_mode = fusion_mode
-        self.fuse_order = fuse_order
-        self.new_branch = new_branch
-        self.upsample_mode = upsample_mode
-        self.align_corners = align_corners
-        self.fuse_resize = fuse_resize
         self.multiscale_output = multiscale_output
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
@@ -568,7 +554,7 @@ class HRNet(BaseModule):
                             self._make_transition(channels, target, conv_cfg, norm_cfg))
             next_spec = stages[s] if s < 4 else None
             new_channels = None
-            if next_spec is not None and new_branch == 'from_all':
+            if next_spec is not None and self.fusion.new_branch == 'from_all':
                 new_channels = next_spec.num_channels[-1] * BLOCKS[next_spec.block].expansion
             stage, channels = self._make_stage(spec, target, new_channels,
                                                multiscale_output or s < 4, conv_cfg, norm_cfg)
@@ -579,6 +565,13 @@ class HRNet(BaseModule):
             # In place: weight init and checkpoint loading write into these tensors (copy_),
             # so they keep the layout; so do .to(device) and the optimizer's state.
             self.to(memory_format=torch.channels_last)
+
+    # The fusion settings, read-only, under the names of the constructor's arguments.
+    fuse_order = property(lambda self: self.fusion.fuse_order)
+    new_branch = property(lambda self: self.fusion.new_branch)
+    upsample_mode = property(lambda self: self.fusion.upsample_mode)
+    align_corners = property(lambda self: self.fusion.align_corners)
+    fuse_resize = property(lambda self: self.fusion.fuse_resize)
 
     @property
     def norm1(self) -> nn.Module:
@@ -624,8 +617,7 @@ class HRNet(BaseModule):
                 elif not multiscale_output:
                     out = out[:1]
             module = HRModule(spec.block, spec.num_blocks, channels, spec.num_channels, out,
-                              self.fuse_order, self.upsample_mode, self.align_corners,
-                              self.with_cp, conv_cfg, norm_cfg, self.fuse_resize)
+                              self.fusion, self.with_cp, conv_cfg, norm_cfg)
             modules.append(module)
             channels = out
         # The new stream is not an output of this stage; the next transition picks it up.

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from mmseg_hrplus.models.utils.feature_spec import FeatureSpec, check_in_channels
 from mmseg_hrplus.registry import MODELS
+from mmseg_hrplus.utils.validation import check_choice, check_positive_ints
 
 # Paper, Sec. 3.3: ASPP-L, the variant used for every reported ResNet-101 result.
 ASPP_L_DILATIONS: Tuple[int, ...] = (6, 12, 18, 24)
@@ -68,8 +69,8 @@ class FCBranch(BaseModule):
         return self.fc8(x)
 
 
-@MODELS.register_module()
-class ASPPHead(BaseDecodeHead):
+@MODELS.register_module(name=['DeepLabV2ASPPHead', 'ASPPHead'])
+class DeepLabV2ASPPHead(BaseDecodeHead):
     """DeepLabv2 ASPP: one atrous classifier per rate, logits summed.
 
     As in mmseg's ``ASPPHead``, ``dilations`` is the only positional argument, so
@@ -108,7 +109,7 @@ class ASPPHead(BaseDecodeHead):
 
     Example:
         >>> import torch
-        >>> head = ASPPHead(in_channels=2048, num_classes=19)
+        >>> head = DeepLabV2ASPPHead(in_channels=2048, num_classes=19)
         >>> tuple(head([torch.rand(1, 2048, 16, 32)]).shape)
         (1, 19, 16, 32)
     """
@@ -127,35 +128,31 @@ class ASPPHead(BaseDecodeHead):
                  init_cfg: Optional[Union[dict, List[dict]]] = dict(
                      type='Normal', std=0.01, bias=0, layer='Conv2d'),
                  **kwargs) -> None:
+        name = type(self).__name__
         if isinstance(dilations, int):
-            raise ValueError(f'ASPPHead: dilations={dilations!r} must be a non-empty sequence of '
+            raise ValueError(f'{name}: dilations={dilations!r} must be a non-empty sequence of '
                              f'positive ints, e.g. {ASPP_L_DILATIONS}; in_channels is '
-                             f'keyword-only (ASPPHead(in_channels={dilations!r}, ...))')
+                             f'keyword-only ({name}(in_channels={dilations!r}, ...))')
         if in_channels is None:
-            raise ValueError('ASPPHead: in_channels is required (a keyword argument: the channels '
+            raise ValueError(f'{name}: in_channels is required (a keyword argument: the channels '
                              'of the selected backbone output)')
-        dilations = tuple(dilations)
-        if not dilations or any(not isinstance(d, int) or d < 1 for d in dilations):
-            raise ValueError(f'ASPPHead: dilations={dilations} must be a non-empty sequence of '
-                             f'positive ints, e.g. {ASPP_L_DILATIONS}')
+        dilations = check_positive_ints('dilations', dilations, owner=name)
         if branch_channels is not None and (not isinstance(branch_channels, int)
                                             or branch_channels < 1):
-            raise ValueError(f'ASPPHead: branch_channels={branch_channels!r} must be None '
+            raise ValueError(f'{name}: branch_channels={branch_channels!r} must be None '
                              f'(one atrous conv per branch) or a positive int (fc6/fc7 width)')
         if dropout_ratio is None:
             dropout_ratio = FC_BRANCH_DROPOUT if branch_channels is not None else 0.0
         if not 0.0 <= dropout_ratio < 1.0:
-            raise ValueError(f'ASPPHead: dropout_ratio={dropout_ratio} must be in [0, 1)')
-        if input_transform not in (None, 'resize_concat'):
-            raise ValueError(f'ASPPHead: input_transform={input_transform!r} is not supported; '
-                             f"allowed values: (None, 'resize_concat')")
+            raise ValueError(f'{name}: dropout_ratio={dropout_ratio} must be in [0, 1)')
+        check_choice('input_transform', input_transform, (None, 'resize_concat'), owner=name)
         if 'channels' in kwargs:
-            raise ValueError(f"ASPPHead: channels={kwargs['channels']!r} cannot be used: "
+            raise ValueError(f"{name}: channels={kwargs['channels']!r} cannot be used: "
                              f'DeepLabv2 ASPP maps the features straight to logits (mmseg\'s '
                              f'ASPPHead is DeepLabv3\'s); allowed: branch_channels for the '
                              f'VGG-16 form')
         if kwargs.get('norm_cfg') is not None:
-            raise ValueError(f"ASPPHead: norm_cfg={kwargs['norm_cfg']} cannot be used: "
+            raise ValueError(f"{name}: norm_cfg={kwargs['norm_cfg']} cannot be used: "
                              f'DeepLabv2 ASPP has no normalisation layer; allowed value: None')
         # The branches are the classifier: the base class gets a 1-channel placeholder for the
         # conv_seg it insists on building (removed below) and no dropout of its own.
@@ -196,7 +193,7 @@ class ASPPHead(BaseDecodeHead):
         Returns:
             The selected specs. Raises ``ValueError`` naming both sides on a mismatch.
         """
-        return check_in_channels('ASPPHead', self._in_channels_arg, self.in_index, specs)
+        return check_in_channels(type(self).__name__, self._in_channels_arg, self.in_index, specs)
 
     def cls_seg(self, feat: Tensor) -> Tensor:
         """Sum the branches' logits.
@@ -217,3 +214,7 @@ class ASPPHead(BaseDecodeHead):
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         """Backbone outputs -> logits ``(N, out_channels, H, W)`` at the selected output's size."""
         return self.cls_seg(self._transform_inputs(inputs))
+
+
+#: The name configs used before DeepLabV2ASPPHead (registered as well, so they keep working).
+ASPPHead = DeepLabV2ASPPHead

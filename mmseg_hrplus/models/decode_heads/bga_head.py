@@ -28,37 +28,11 @@ from torch import Tensor
 
 from mmseg_hrplus.models.utils import FeatureSpec, check_in_channels
 from mmseg_hrplus.registry import MODELS
+from mmseg_hrplus.utils.validation import check_bool, check_choice, check_int, check_ints
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f'{name} must be a positive int, got {value!r}')
-    return value
-
-
-def _check_choice(name: str, value: object, allowed: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f'{name} must be one of {", ".join(map(repr, allowed))}, '
-                         f'got {value!r}')
-    return value
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f'{name} must be True or False, got {value!r}')
-    return value
-
-
-def _check_pair(name: str, value: object, positive: bool) -> Tuple[int, int]:
-    if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2
-            or not all(_is_int(v) and (v >= 1 or not positive) for v in value)):
-        kind = 'positive ints' if positive else 'ints'
-        raise ValueError(f'{name} must be a pair of {kind} (detail, semantic), got {value!r}')
-    return tuple(value)
+#: What the two entries of ``in_channels`` and ``in_index`` are.
+PAIR = ('detail', 'semantic')
 
 
 class BilateralGuidedAggregation(BaseModule):
@@ -100,8 +74,8 @@ class BilateralGuidedAggregation(BaseModule):
         super().__init__()
         self.stride_ratio = stride_ratio
         self.align_corners = align_corners
-        self.upsample_mode = _check_choice('upsample_mode', upsample_mode, self.UPSAMPLE_MODES)
-        self.pointwise_bias = _check_bool('pointwise_bias', pointwise_bias)
+        self.upsample_mode = check_choice('upsample_mode', upsample_mode, self.UPSAMPLE_MODES)
+        self.pointwise_bias = check_bool('pointwise_bias', pointwise_bias)
 
         def dw_separable(in_channels: int) -> DepthwiseSeparableConvModule:
             # BN after the depthwise conv only; the 1x1 has no norm and, by default, a bias.
@@ -225,13 +199,13 @@ class BGAHead(BaseDecodeHead):
                  upsample_mode: str = 'bilinear',
                  pointwise_bias: bool = True,
                  **kwargs) -> None:
-        in_channels = _check_pair('in_channels', in_channels, positive=True)
-        in_index = _check_pair('in_index', in_index, positive=False)
-        _check_positive_int('channels', channels)
-        _check_positive_int('bga_channels', bga_channels)
-        _check_positive_int('stride_ratio', stride_ratio)
-        _check_choice('upsample_mode', upsample_mode, BilateralGuidedAggregation.UPSAMPLE_MODES)
-        _check_bool('pointwise_bias', pointwise_bias)
+        in_channels = check_ints('in_channels', in_channels, 2, 1, PAIR)
+        in_index = check_ints('in_index', in_index, 2, None, PAIR)
+        check_int('channels', channels)
+        check_int('bga_channels', bga_channels)
+        check_int('stride_ratio', stride_ratio)
+        check_choice('upsample_mode', upsample_mode, BilateralGuidedAggregation.UPSAMPLE_MODES)
+        check_bool('pointwise_bias', pointwise_bias)
         transform = kwargs.pop('input_transform', 'multiple_select')
         if transform != 'multiple_select':
             raise ValueError(f"input_transform must be 'multiple_select' (BGAHead reads two "

@@ -17,12 +17,7 @@ from torch import Tensor
 
 from mmseg_hrplus.models.utils import FeatureSpec, check_in_channels
 from mmseg_hrplus.registry import MODELS
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f'{name} must be an int >= {minimum}, got {value!r}')
-    return value
+from mmseg_hrplus.utils.validation import check_int
 
 
 @MODELS.register_module()
@@ -62,17 +57,17 @@ class BoosterHead(BaseDecodeHead):
     def __init__(self, in_channels: int, channels: int, *, in_index: int, num_convs: int = 1,
                  kernel_size: int = 3, hidden_channels: Optional[int] = None,
                  upsample_before_last_conv: int = 1, **kwargs) -> None:
-        _check_int('in_channels', in_channels, 1)
-        _check_int('channels', channels, 1)
+        check_int('in_channels', in_channels)
+        check_int('channels', channels)
         if not isinstance(in_index, int) or isinstance(in_index, bool):
             raise ValueError(f'in_index must be one int (BoosterHead reads one map), '
                              f'got {in_index!r}')
-        _check_int('num_convs', num_convs, 1)
-        if _check_int('kernel_size', kernel_size, 1) % 2 == 0:
+        check_int('num_convs', num_convs)
+        if check_int('kernel_size', kernel_size) % 2 == 0:
             raise ValueError(f'kernel_size must be odd to keep the map size, got {kernel_size}')
         if hidden_channels is not None:
-            _check_int('hidden_channels', hidden_channels, 1)
-        _check_int('upsample_before_last_conv', upsample_before_last_conv, 1)
+            check_int('hidden_channels', hidden_channels)
+        check_int('upsample_before_last_conv', upsample_before_last_conv)
         if upsample_before_last_conv > 1 and num_convs < 2:
             raise ValueError(f'upsample_before_last_conv={upsample_before_last_conv} needs '
                              f'num_convs >= 2 (it upsamples between the last two convs), got '

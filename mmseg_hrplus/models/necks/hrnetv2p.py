@@ -22,19 +22,14 @@ from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from mmseg.models.utils import resize
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
+from mmseg_hrplus.models.utils.checkpointing import checkpoint_module
 from mmseg_hrplus.registry import MODELS
+from mmseg_hrplus.utils.validation import check_choice, check_int, check_positive_ints
 from ..utils import FeatureSpec, check_in_channels
 
 #: ``pooling_type`` -> the pooling that builds the coarser pyramid levels.
 POOLINGS = {'AVG': F.avg_pool2d, 'MAX': F.max_pool2d}
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f'{name} must be a positive int, got {value!r}')
-    return value
 
 
 @MODELS.register_module()
@@ -81,24 +76,16 @@ class HRNetV2pNeck(BaseModule):
                  stride: int = 1,
                  init_cfg: Optional[dict] = dict(type='Caffe2Xavier', layer='Conv2d')) -> None:
         super().__init__(init_cfg)
-        if (isinstance(in_channels, (str, int)) or not isinstance(in_channels, Sequence)
-                or len(in_channels) == 0):
-            raise ValueError(f'in_channels must be a non-empty list of positive ints (one per '
-                             f'input stream), got {in_channels!r}')
-        for c in in_channels:
-            _positive_int('every in_channels entry', c)
-        if pooling_type not in POOLINGS:
-            raise ValueError(f'pooling_type={pooling_type!r} is not supported; allowed values: '
-                             f'{sorted(POOLINGS)}')
-        self.in_channels = list(in_channels)
-        self.out_channels = _positive_int('out_channels', out_channels)
+        self.in_channels = list(check_positive_ints('in_channels', in_channels))
+        check_choice('pooling_type', pooling_type, sorted(POOLINGS))
+        self.out_channels = check_int('out_channels', out_channels)
         self.num_ins = len(self.in_channels)
-        self.num_outs = _positive_int('num_outs', num_outs)
+        self.num_outs = check_int('num_outs', num_outs)
         self.pooling_type = pooling_type
         self.with_cp = with_cp
         self.conv_cfg = conv_cfg
         self.norm_cfg = norm_cfg
-        self.stride = _positive_int('stride', stride)
+        self.stride = check_int('stride', stride)
         self.pooling: Callable[..., Tensor] = POOLINGS[pooling_type]
 
         # No activation anywhere: the RPN/ROI heads read these levels like FPN outputs.
@@ -132,7 +119,7 @@ class HRNetV2pNeck(BaseModule):
 
     def _run(self, layer: nn.Module, x: Tensor) -> Tensor:
         if self.with_cp and x.requires_grad:
-            return checkpoint(layer, x, use_reentrant=False)
+            return checkpoint_module(layer, x)
         return layer(x)
 
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:

@@ -1,6 +1,5 @@
 """Segmentors: DeepLabv2's multi-scale inference and the dense-CRF refinement of any segmentor."""
-from .dense_crf import DenseCRF
 from .msc_encoder_decoder import MSCEncoderDecoder
 from .with_dense_crf import enable_dense_crf, with_dense_crf
 
-__all__ = ['DenseCRF', 'MSCEncoderDecoder', 'enable_dense_crf', 'with_dense_crf']
+__all__ = ['MSCEncoderDecoder', 'enable_dense_crf', 'with_dense_crf']

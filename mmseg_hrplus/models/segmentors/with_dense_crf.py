@@ -3,7 +3,7 @@
 ``type='mmseg_hrplus.WithDenseCRF'`` builds the segmentor named by ``segmentor_type`` from the
 remaining arguments (the same flat config: ``backbone``, ``decode_head``, ...; the state dict
 keys are unchanged, so every checkpoint of that segmentor loads) and, with ``crf.enabled``,
-refines its test-time predictions with :class:`~mmseg_hrplus.models.segmentors.dense_crf.DenseCRF`
+refines its test-time predictions with :class:`~mmseg_hrplus.models.postprocess.DenseCRF`
 (DeepLabv2's third part). Training is untouched.
 
 In ``predict`` (used by ``tools/test.py``'s test loop, ``tools/infer.py`` and mmseg's
@@ -38,7 +38,7 @@ from torch import Tensor
 
 from mmseg_hrplus.registry import MODELS
 
-from .dense_crf import DenseCRF
+from ..postprocess.dense_crf import DenseCRF
 
 WRAPPER_TYPE = 'mmseg_hrplus.WithDenseCRF'
 
@@ -92,6 +92,8 @@ _CLASSES: Dict[type, type] = {}
 
 
 def _with_crf_class(base: Type) -> Type:
+    """``base`` with :class:`_DenseCRFPredict` in front (one class per base, kept): the model is
+    built as this class from the start, never converted."""
     if base not in _CLASSES:
         _CLASSES[base] = type(f'{base.__name__}WithDenseCRF', (_DenseCRFPredict, base),
                               {'__module__': __name__, '__doc__': base.__doc__})
@@ -110,8 +112,10 @@ def with_dense_crf(segmentor_type: str, crf: Optional[dict] = None, **segmentor_
         **segmentor_kwargs: the segmentor's own arguments.
 
     Returns:
-        The segmentor (same modules and state-dict keys), of a subclass whose ``predict``
-        applies the CRF, with the refiner as ``model.dense_crf``.
+        The segmentor (same modules and state-dict keys), built as a subclass of its class whose
+        ``predict`` applies the CRF, with the refiner as ``model.dense_crf``. (A module holding
+        the segmentor would prefix every state-dict key, and its checkpoints would no longer
+        load.)
     """
     from mmseg.registry import MODELS as SEG_MODELS
 
@@ -120,10 +124,12 @@ def with_dense_crf(segmentor_type: str, crf: Optional[dict] = None, **segmentor_
     if _short(segmentor_type) == 'WithDenseCRF':
         raise ValueError('WithDenseCRF: segmentor_type cannot be WithDenseCRF itself')
     refiner = DenseCRF(**crf) if enabled else None  # fails early on bad values or no package
-    model = SEG_MODELS.build(dict(type=segmentor_type, **segmentor_kwargs))
     if refiner is None:
-        return model
-    model.__class__ = _with_crf_class(type(model))
+        return SEG_MODELS.build(dict(type=segmentor_type, **segmentor_kwargs))
+    base = SEG_MODELS.get(segmentor_type) if isinstance(segmentor_type, str) else segmentor_type
+    if base is None:
+        raise KeyError(f'WithDenseCRF: segmentor_type={segmentor_type!r} is not registered')
+    model = SEG_MODELS.build(dict(type=_with_crf_class(base), **segmentor_kwargs))
     model.dense_crf = refiner
     return model
 

@@ -22,7 +22,7 @@ How each component is checked:
 * anything else (a backbone without ``out_specs``, a neck without ``check_inputs``, mmdet's RPN
   and RoI heads, which read every neck level) is left alone: nothing is declared to compare.
 
-:func:`check_model_contract` runs in ``mmseg_hrplus.apis.runner.build_runner`` (so in our
+:func:`check_model_contract` runs in ``mmseg_hrplus.engine.runner.build_runner`` (so in our
 ``tools/train.py`` and ``tools/test.py``) right after the Runner has built the model. mmseg's
 and mmdet's own ``tools/train.py`` build the model inside ``Runner.__init__`` with no extension
 point short of a model wrapper or a hook; call it yourself there, or on any model:

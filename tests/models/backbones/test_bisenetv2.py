@@ -9,6 +9,8 @@ from mmseg_hrplus.models.backbones.bisenetv2 import ARCH_SETTINGS, BiSeNetV2
 from mmseg_hrplus.models.decode_heads.bga_head import BilateralGuidedAggregation
 from mmseg_hrplus.models.utils import FeatureSpec
 
+pytestmark = pytest.mark.torch21
+
 
 def count(module):
     return sum(p.numel() for p in module.parameters())
@@ -148,13 +150,14 @@ def test_widths_and_depths_override_the_preset():
 
 
 @pytest.mark.parametrize('kwargs, match', [
-    (dict(arch='xl'), r"arch must be one of \['base', 'large'\], got 'xl'"),
-    (dict(detail_channels=(64, 0, 128)), r'detail_channels must be a sequence of ints >= 1'),
-    (dict(detail_depths=(2, 3)), r'detail_depths must have 3 entries, got 2'),
+    (dict(arch='xl'), r"arch='xl' is not supported; allowed values: 'base', 'large'"),
+    (dict(detail_channels=(64, 0, 128)),
+     r'detail_channels must be a non-empty sequence of ints >= 1, got \(64, 0, 128\)'),
+    (dict(detail_depths=(2, 3)), r'detail_depths must be 3 ints >= 1, got \(2, 3\)'),
     (dict(semantic_channels=(15, 32, 64, 128)), r'semantic_channels must be an even Stem'),
     (dict(semantic_channels=(16,)), r'semantic_channels must be an even Stem'),
-    (dict(semantic_depths=(2, 2, 0)), r'semantic_depths must be a sequence of ints >= 1'),
-    (dict(semantic_depths=(2, 2)), r'semantic_depths must have 3 entries'),
+    (dict(semantic_depths=(2, 2, 0)), r'semantic_depths must be 3 ints >= 1, got \(2, 2, 0\)'),
+    (dict(semantic_depths=(2, 2)), r'semantic_depths must be 3 ints >= 1, got \(2, 2\)'),
     (dict(expand_ratio=0), r'expand_ratio must be an int >= 1, got 0'),
     (dict(norm_cfg=None), r'norm_cfg must be a dict'),
 ])

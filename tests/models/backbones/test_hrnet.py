@@ -2,7 +2,7 @@
 
 Parity is bit for bit: with the same weights our HRNet runs mmseg's (mmdet's) ops in the same
 order, so outputs, gradients and BN statistics are equal on any CPU. Where the op order differs
-(the fuse orders) the bound is relative to the largest value (tests/float_bounds.py).
+(the fuse orders) the bound is relative to the largest value (tests/helpers/float_bounds.py).
 """
 import copy
 import re
@@ -16,18 +16,18 @@ from mmseg.models.decode_heads import FCNHead
 from torch.autograd import DeviceType
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from float_bounds import DEEP, SHALLOW, WINOGRAD_DEEP, assert_close_relative
 from mmseg_hrplus.models.backbones.hrnet import ARCH_PRESETS, HRNet, arch_to_extra
 from mmseg_hrplus.models.utils.feature_spec import check_in_channels
 from mmseg_hrplus.models.utils.memory_format import is_channels_last
-from tiny_models import randomize_conv_bn_, tiny_hrnet_extra
+from tests.helpers.float_bounds import DEEP, SHALLOW, WINOGRAD_DEEP, assert_close_relative
+from tests.helpers.tiny_models import randomize_conv_bn_, tiny_hrnet_extra
 
 # Narrow and shallow, but with everything the presets have: a stage-1 Bottleneck projection,
 # several modules per stage, multi-hop downsampling paths (stage 4).
 TINY = tiny_hrnet_extra(num_modules=(1, 2, 2))
 
 
-pytestmark = pytest.mark.usefixtures('one_thread')
+pytestmark = [pytest.mark.torch21, pytest.mark.usefixtures('one_thread')]
 
 
 def _randomize(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
@@ -446,7 +446,7 @@ def test_channels_last_same_function_weights_and_checkpoints(conv_cfg, bound, tm
     (dict(fuse_order='sideways'), r"fuse_order='sideways'.*'conv_first', 'upsample_first'"),
     (dict(new_branch='random'), r"new_branch='random'.*'from_lowest', 'from_all'"),
     (dict(frozen_stages=5), r'frozen_stages=5.*-1, 0, 1, 2, 3, 4'),
-    (dict(channels_last='yes'), r"channels_last='yes'.*allowed values: True, False"),
+    (dict(channels_last='yes'), r"channels_last must be True or False, got 'yes'"),
     (dict(upsample_mode='nearest', align_corners=True), r'align_corners=True'),
     (dict(arch='w18', extra=TINY), r'arch=.*extra'),
     (dict(extra={k: v for k, v in TINY.items() if k != 'stage4'}), r'stage4'),

@@ -114,14 +114,14 @@ def test_check_inputs_against_bisenetv2_and_mismatches():
 
 
 @pytest.mark.parametrize('kwargs, match', [
-    (dict(in_channels=128), r'in_channels must be a pair of positive ints \(detail, semantic\), '
-                            r'got 128'),
-    (dict(in_channels=(128, 0)), r'in_channels must be a pair of positive ints'),
-    (dict(in_index=(0,)), r'in_index must be a pair of ints \(detail, semantic\), got \(0,\)'),
-    (dict(in_index=0), r'in_index must be a pair of ints'),
-    (dict(channels=0), r'channels must be a positive int, got 0'),
-    (dict(bga_channels=-1), r'bga_channels must be a positive int, got -1'),
-    (dict(stride_ratio=2.5), r'stride_ratio must be a positive int, got 2.5'),
+    (dict(in_channels=128), r'in_channels must be 2 ints >= 1 \(detail, semantic\), got 128'),
+    (dict(in_channels=(128, 0)), r'in_channels must be 2 ints >= 1 \(detail, semantic\), '
+                                 r'got \(128, 0\)'),
+    (dict(in_index=(0,)), r'in_index must be 2 ints \(detail, semantic\), got \(0,\)'),
+    (dict(in_index=0), r'in_index must be 2 ints \(detail, semantic\), got 0'),
+    (dict(channels=0), r'channels must be an int >= 1, got 0'),
+    (dict(bga_channels=-1), r'bga_channels must be an int >= 1, got -1'),
+    (dict(stride_ratio=2.5), r'stride_ratio must be an int >= 1, got 2.5'),
     (dict(input_transform='resize_concat'), r"input_transform must be 'multiple_select'"),
 ])
 def test_bad_arguments_raise_at_build(kwargs, match):

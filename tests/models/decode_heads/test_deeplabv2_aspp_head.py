@@ -1,4 +1,5 @@
-"""ASPPHead (DeepLabv2): summed atrous classifiers, every parameter trained, mmseg contract."""
+"""DeepLabV2ASPPHead (registered also as ASPPHead): summed atrous classifiers, every parameter
+trained, mmseg contract."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,7 +11,8 @@ from mmseg.registry import MODELS as MMSEG_MODELS
 from mmseg.structures import SegDataSample
 
 from mmseg_hrplus.models.backbones.dilated_resnet import DilatedResNet
-from mmseg_hrplus.models.decode_heads.aspp_head import ASPPHead, FCBranch
+from mmseg_hrplus.models.decode_heads.aspp_head import ASPPHead, DeepLabV2ASPPHead, FCBranch
+from mmseg_hrplus.registry import MODELS
 
 
 def samples(labels: torch.Tensor):
@@ -121,13 +123,13 @@ def test_check_inputs_against_backbone():
     backbone = DilatedResNet(depth=50, base_channels=16, stem_channels=16)
     head = ASPPHead(in_channels=512, in_index=3, num_classes=3)
     assert head.check_inputs(backbone.out_specs)[0].stride == 8
-    with pytest.raises(ValueError, match='ASPPHead: in_channels=.2048.'):
+    with pytest.raises(ValueError, match='DeepLabV2ASPPHead: in_channels=.2048.'):
         ASPPHead(in_channels=2048, num_classes=3).check_inputs(backbone.out_specs)
 
 
 @pytest.mark.parametrize('kwargs, pattern', [
-    (dict(dilations=()), r'dilations=\(\) must be a non-empty'),
-    (dict(dilations=(6, 0)), r'dilations=\(6, 0\)'),
+    (dict(dilations=()), r'dilations must be a non-empty sequence of ints >= 1, got \(\)'),
+    (dict(dilations=(6, 0)), r'dilations must be .* got \(6, 0\)'),
     (dict(branch_channels=0), r'branch_channels=0'),
     (dict(dropout_ratio=1.0), r'dropout_ratio=1.0 must be in \[0, 1\)'),
     (dict(norm_cfg=dict(type='BN')), r'norm_cfg=.* allowed value: None'),
@@ -175,3 +177,11 @@ def test_encoder_decoder_loss_and_predict(segmentor):
     assert tuple(logits.shape) == (2, 6, 40 // 8, 32 // 8)  # output stride 8
     assert tuple(results[0].seg_logits.data.shape) == (6, 40, 32)
     assert tuple(results[0].pred_sem_seg.data.shape) == (1, 40, 32)
+
+
+def test_registered_name_and_the_old_alias_build_the_same_head():
+    assert ASPPHead is DeepLabV2ASPPHead
+    assert MODELS.get('DeepLabV2ASPPHead') is MODELS.get('ASPPHead') is DeepLabV2ASPPHead
+    for name in ('mmseg_hrplus.DeepLabV2ASPPHead', 'mmseg_hrplus.ASPPHead'):
+        head = MODELS.build(dict(type=name, in_channels=8, num_classes=3))
+        assert type(head) is DeepLabV2ASPPHead

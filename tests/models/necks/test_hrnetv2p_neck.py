@@ -118,13 +118,14 @@ def test_check_inputs_against_backbone_specs():
 
 @pytest.mark.parametrize('kwargs, match', [
     (dict(pooling_type='SUM'), r"pooling_type='SUM' is not supported; allowed values: "
-                               r"\['AVG', 'MAX'\]"),
-    (dict(in_channels=[]), 'in_channels must be a non-empty list'),
-    (dict(in_channels=32), 'in_channels must be a non-empty list'),
-    (dict(in_channels=[8, 0]), 'every in_channels entry must be a positive int, got 0'),
-    (dict(out_channels=0), 'out_channels must be a positive int, got 0'),
-    (dict(num_outs=0), 'num_outs must be a positive int, got 0'),
-    (dict(stride=0), 'stride must be a positive int, got 0'),
+                               r"'AVG', 'MAX'"),
+    (dict(in_channels=[]), r'in_channels must be a non-empty sequence of ints >= 1, got \[\]'),
+    (dict(in_channels=32), r'in_channels must be a non-empty sequence of ints >= 1, got 32'),
+    (dict(in_channels=[8, 0]), r'in_channels must be a non-empty sequence of ints >= 1, '
+                               r'got \[8, 0\]'),
+    (dict(out_channels=0), 'out_channels must be an int >= 1, got 0'),
+    (dict(num_outs=0), 'num_outs must be an int >= 1, got 0'),
+    (dict(stride=0), 'stride must be an int >= 1, got 0'),
 ])
 def test_invalid_arguments(kwargs, match):
     args = dict(in_channels=CHANNELS, out_channels=8)

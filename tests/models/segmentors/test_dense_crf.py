@@ -15,8 +15,9 @@ from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS as SEG_MODELS
 from mmseg.structures import SegDataSample
 
-from float_bounds import assert_close_relative, float32_bound, rounding_growth
-from mmseg_hrplus.models.segmentors import DenseCRF, enable_dense_crf
+from mmseg_hrplus.models.postprocess import DenseCRF
+from mmseg_hrplus.models.segmentors import enable_dense_crf
+from tests.helpers.float_bounds import assert_close_relative, float32_bound, rounding_growth
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

@@ -1,0 +1,1 @@
+"""HRNet fusion ablation (research code, not part of the library): see README.md."""
