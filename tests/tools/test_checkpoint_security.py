@@ -243,6 +243,19 @@ def test_archive_tricks_through_converter(archives, kind, tmp_path):
     assert not dst.exists()
 
 
+def test_converter_command_line_says_why_in_one_line(archives, tmp_path):
+    """Run as a command, the converter ends with the reader's one line, not a traceback."""
+    dst = tmp_path / 'converted.pth'
+    proc = run_tool(['model_converters/convert.py', 'hrnet-seg', str(archives['torchscript']),
+                     str(dst)])
+    assert proc.returncode == 1, output(proc)
+    assert proc.stderr.strip().splitlines() == [
+        f'CheckpointError: cannot read checkpoint {archives["torchscript"]} '
+        f'({archives["torchscript"].stat().st_size} bytes): truncated, corrupted or not a '
+        'PyTorch checkpoint (a malformed zip extra field)'], output(proc)
+    assert not dst.exists()
+
+
 @pytest.mark.parametrize('kind', list(ARCHIVE_REASONS))
 def test_archive_tricks_by_url_are_not_cached(setup, archives, kind):
     from mmdet.apis import init_detector

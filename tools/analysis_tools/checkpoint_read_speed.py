@@ -108,7 +108,8 @@ def main(argv=None) -> None:
     lines = [
         f'W48 checkpoint ({size / 2 ** 20:.0f} MiB), {args.rounds} interleaved rounds, '
         f'torch {torch.__version__}, Python {platform.python_version()}',
-        f'CPU: {cpu_info()["summary"]}; commit {commit()}',
+        f'CPU: {cpu_info()["summary"]}; load average {os.getloadavg()[0]:.1f} at the end; '
+        f'commit {commit()}',
         f'command: python tools/analysis_tools/checkpoint_read_speed.py --rounds {args.rounds}',
         '',
         '| reader | min s | median s | peak memory rise MiB |',

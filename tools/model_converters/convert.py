@@ -14,10 +14,13 @@ with ``load_from=`` or ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` in t
 names this command.
 """
 import argparse
+import sys
 from typing import Optional, Sequence
 
-from mmseg_hrplus.converters.registry import (OUTPUT_FORMATS, convert_file, get_source,
-                                              source_names)
+from mmseg_hrplus.checkpoint import CheckpointError
+
+from mmseg_hrplus.converters.registry import (OUTPUT_FORMATS, ConversionError, convert_file,
+                                              get_source, source_names)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -49,4 +52,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (CheckpointError, ConversionError) as err:  # the message is the whole story
+        sys.exit(f'{type(err).__name__}: {err}')
