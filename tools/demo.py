@@ -74,7 +74,13 @@ def main() -> None:
     result = run_demo(REPO / args.work_dir, args.iters)
     print(f"\ndemo: mIoU {result['mIoU']:.2f} (aAcc {result['aAcc']:.2f}) on the synthetic val "
           f"split, {result['seconds']:.0f} s in all; {len(result['overlays'])} overlays in "
-          f"{REPO / args.work_dir / 'overlays'}")
+          f"{overlay_folder(result['overlays'], REPO / args.work_dir / 'overlays')}")
+
+
+def overlay_folder(overlays, fallback) -> str:
+    """The folder the overlays are in (mmengine nests them under a run's vis_data/vis_image/)."""
+    folders = sorted({os.path.dirname(path) for path in overlays})
+    return folders[0] if len(folders) == 1 else str(fallback)
 
 
 if __name__ == '__main__':

@@ -26,3 +26,13 @@ def test_demo_learns(demo_result):
 
 def test_demo_writes_overlays(demo_result):
     assert len(demo_result['overlays']) == 10  # one per validation image
+
+
+def test_demo_names_the_folder_the_overlays_are_in(demo_result):
+    """mmengine nests the overlays under <run>/vis_data/vis_image/: the demo prints that folder,
+    not the --show-dir it passed."""
+    import os
+    folder = load_tool('demo.py').overlay_folder(demo_result['overlays'], 'unused')
+    assert folder.endswith(os.path.join('vis_data', 'vis_image')), folder
+    assert sorted(os.path.join(folder, name) for name in os.listdir(folder)) == \
+        sorted(demo_result['overlays'])
