@@ -44,6 +44,7 @@ setup(
     extras_require={
         'tests': read_requirements('tests.txt'),
         'onnx': read_requirements('onnx.txt'),
+        'openvino': read_requirements('openvino.txt'),
         'crf': read_requirements('crf.txt'),
     },
     zip_safe=False,

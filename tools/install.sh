@@ -4,8 +4,8 @@
 # the OpenMMLab packages and this package. Idempotent: when nothing it depends on changed and
 # the stack imports, a second run returns in seconds.
 #
-#   STACK=main     torch 2.13.0 (the CPU wheel this machine kind holds), numpy < 2.3, the onnx
-#                  and crf extras
+#   STACK=main     torch 2.13.0 (the CPU wheel this machine kind holds), numpy < 2.3, the onnx,
+#                  openvino and crf extras
 #   STACK=torch21  torch 2.1.2 + numpy < 2: what OpenMMLab's prebuilt mmcv 2.1.0 wheels serve on
 #                  GPUs (the index wheel is a CUDA build; it imports and runs on CPU)
 #
@@ -21,7 +21,8 @@ case "$STACK" in
         VENV=${1:-.venv}
         TORCH_SPEC=torch==2.13.0          # the CPU wheel this machine kind holds on disk
         STACK_CONSTRAINTS=$CONSTRAINTS
-        EXTRAS=(-r requirements/onnx.txt -r requirements/crf.txt)   # the optional extras, tested
+        # the optional extras, tested
+        EXTRAS=(-r requirements/onnx.txt -r requirements/openvino.txt -r requirements/crf.txt)
         # pip's default cache: a second install reuses the mmcv wheel built against this torch
         MMCV_CACHE=()
         ;;
@@ -29,7 +30,8 @@ case "$STACK" in
         VENV=${1:-.venv-torch21}
         TORCH_SPEC=torch==2.1.2
         STACK_CONSTRAINTS=requirements/constraints-torch21.txt
-        EXTRAS=(-r requirements/onnx.txt)   # ONNX export must work on torch 2.1 too: tested there
+        # ONNX export and OpenVINO must work on torch 2.1 too: tested there
+        EXTRAS=(-r requirements/onnx.txt -r requirements/openvino.txt)
         # pip keys its wheel cache by the mmcv sdist, not by torch: a wheel built against the
         # main stack's torch would be reused here and fail to load its ops. Own cache dir.
         MMCV_CACHE=(--cache-dir "${XDG_CACHE_HOME:-$HOME/.cache}/pip-mmcv-torch21")

@@ -9,7 +9,7 @@ frozen at the example input; our HRNet and heads take every size from the tensor
 tracing, so one graph is exact at every input size (see ``tools/deployment/export_onnx.py``).
 """
 import inspect
-from typing import List, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -85,7 +85,7 @@ def _torchscript_exporter() -> dict:
 def verify_onnx(segmentor: nn.Module, onnx_path: str, shapes: Sequence[Shape],
                 seed: int = 0) -> List[dict]:
     """Run ``onnx_path`` (exported with ``resize=True``) in onnxruntime (CPU) and the PyTorch
-    graph on the same random inputs.
+    graph on the same random inputs (:func:`compare_with_pytorch`).
 
     Returns:
         One ``dict(shape=(H, W), max_abs_diff=..., max_abs_logit=...)`` per shape.
@@ -96,6 +96,24 @@ def verify_onnx(segmentor: nn.Module, onnx_path: str, shapes: Sequence[Shape],
     import onnxruntime as ort
 
     session = ort.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
+    return compare_with_pytorch(segmentor, lambda img: session.run(['logits'],
+                                                                   {'input': img})[0],
+                                shapes, seed, 'onnxruntime')
+
+
+def compare_with_pytorch(segmentor: nn.Module, run: Callable[[np.ndarray], np.ndarray],
+                         shapes: Sequence[Shape], seed: int = 0,
+                         backend: str = 'the runtime') -> List[dict]:
+    """Run ``run`` (a runtime's ``(1, 3, H, W)`` float32 array -> logits at the input size)
+    and the PyTorch graph (:class:`SegmentorLogits`) on the same random inputs, one per shape.
+
+    Returns:
+        One ``dict(shape=(H, W), max_abs_diff=..., max_abs_logit=...)`` per shape.
+
+    Raises:
+        AssertionError: ``run``'s logits have another shape than PyTorch's (naming
+            ``backend``).
+    """
     graph = SegmentorLogits(segmentor).eval()
     generator = torch.Generator().manual_seed(seed)
     report = []
@@ -103,9 +121,9 @@ def verify_onnx(segmentor: nn.Module, onnx_path: str, shapes: Sequence[Shape],
         img = torch.randn(1, 3, h, w, generator=generator)
         with torch.no_grad():
             ref = graph(img).numpy()
-        out = session.run(['logits'], {'input': img.numpy()})[0]
+        out = np.asarray(run(img.numpy()))
         if out.shape != ref.shape:
-            raise AssertionError(f'onnxruntime gave logits of shape {out.shape} for a {h}x{w} '
+            raise AssertionError(f'{backend} gave logits of shape {out.shape} for a {h}x{w} '
                                  f'input; PyTorch gives {ref.shape}')
         report.append(dict(shape=(h, w), max_abs_diff=float(np.abs(out - ref).max()),
                            max_abs_logit=float(np.abs(ref).max())))

@@ -37,6 +37,24 @@ def isa_level(flags: Set[str]) -> Optional[str]:
     return None
 
 
+#: /proc/cpuinfo flags of native bf16 arithmetic (AVX-512 BF16 dot products, AMX tiles): where
+#: OpenVINO's CPU plugin runs bf16, and silently picks it unless told otherwise.
+BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
+
+
+def cpu_flags(cpuinfo_path: str = '/proc/cpuinfo') -> Set[str]:
+    """The CPU's feature flags from ``cpuinfo_path`` (empty if it cannot be read)."""
+    try:
+        return parse_cpuinfo(Path(cpuinfo_path).read_text())['flags']
+    except OSError:
+        return set()
+
+
+def has_native_bf16(flags: Set[str]) -> bool:
+    """Whether ``flags`` include one of :data:`BF16_FLAGS`."""
+    return any(flag in flags for flag in BF16_FLAGS)
+
+
 def onednn_version(config: str) -> Optional[str]:
     """oneDNN's version from ``torch.__config__.show()`` ('Intel(R) MKL-DNN v3.12.0 ...' or
     'oneDNN v...'), None if torch was built without it."""
