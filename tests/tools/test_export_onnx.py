@@ -149,3 +149,33 @@ def test_detector_config_and_wrong_checkpoint_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r'bisenet.pth does not fit the config\'s model: missing '
                                          r'keys \[\'backbone.conv1.weight\''):
         export_onnx.build_segmentor(write_config(tmp_path, HRNET_FCN), str(checkpoint))
+
+
+def test_cli_writes_openvino_ir_and_verifies_it(tmp_path, capsys):
+    """--openvino writes cli.xml/.bin beside cli.onnx; --verify then checks onnxruntime and
+    OpenVINO (f32, 1 thread: what it reports is printed) on the same two sizes."""
+    config = write_config(tmp_path, BISENETV2_BGA)
+    segmentor = calibrated(export_onnx.build_segmentor(config))
+    checkpoint = tmp_path / 'tiny.pth'
+    torch.save(dict(state_dict=segmentor.state_dict()), checkpoint)
+    report = export_onnx.main([config, str(checkpoint), str(tmp_path / 'cli.onnx'),
+                               '--shape', '64', '128', '--verify', '--openvino',
+                               '--ov-threads', '1'])
+    assert [(r['backend'], r['shape']) for r in report] == [
+        ('onnxruntime', (64, 128)), ('onnxruntime', (72, 132)),
+        ('openvino', (64, 128)), ('openvino', (72, 132))]
+    for r in report:
+        check_relative(r['max_abs_diff'], r['max_abs_logit'], DEEP,
+                       f'CLI --verify {r["backend"]} at {r["shape"]}')
+    out = capsys.readouterr().out
+    assert out.count(' OK') == 4 and 'max |openvino - torch|' in out
+    assert 'precision f32, 1 threads, hint LATENCY' in out
+    assert (tmp_path / 'cli.xml').is_file() and (tmp_path / 'cli.bin').is_file()
+    # the IR holds the checkpoint's weights: run it on another size and batch
+    from mmseg_hrplus.deploy.openvino import compile_model, runner
+    img = torch.randn(2, 3, 40, 56)
+    logits = runner(compile_model(str(tmp_path / 'cli.xml'), threads=1))(img.numpy())
+    with torch.no_grad():
+        ref = export_onnx.SegmentorLogits(segmentor)(img)
+    assert logits.shape == (2, 5, 40, 56)
+    assert_close_relative(logits, ref, DEEP, 'OpenVINO IR vs PyTorch, batch of 2')

@@ -23,8 +23,15 @@ fcn_hr18s exported at 128x128 and run at 128x256). Our HRNet takes every size fr
 and, while tracing, always runs mmseg's two-step resize for odd stream sizes (the second step is
 an exact identity on even sizes), so one graph is exact at every size; ``--verify`` checks that
 on the export size and on a size that is not a multiple of 32.
+
+With ``--openvino`` (``pip install -r requirements/openvino.txt``) the graph is also written as
+OpenVINO IR next to the .onnx (``out.xml`` + ``out.bin``, float32, from the .onnx:
+:mod:`mmseg_hrplus.deploy.openvino`), and ``--verify`` also runs it in OpenVINO on the CPU,
+compiled with explicit properties (``--ov-threads``, precision f32, hint LATENCY), within the
+same bound as onnxruntime; the precision, threads and hint OpenVINO reports are printed.
 """
 import argparse
+from pathlib import Path
 from typing import List, Optional, Sequence
 
 import torch.nn as nn
@@ -107,21 +114,43 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     parser.add_argument('--atol', type=float, default=1e-4,
                         help='--verify fails when max|onnx - torch| > atol + rtol * max|logit|')
     parser.add_argument('--rtol', type=float, default=1e-5)
+    parser.add_argument('--openvino', action='store_true',
+                        help='also write OpenVINO IR (OUT with .xml/.bin) and, with --verify, '
+                             'check it in OpenVINO (f32) too')
+    parser.add_argument('--ov-threads', type=int, default=None,
+                        help='OpenVINO inference threads for --verify (default: torch\'s)')
     args = parser.parse_args(argv)
 
     checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
     segmentor = build_segmentor(args.config, checkpoint)
     export_onnx(segmentor, args.out, tuple(args.shape), args.opset)
     print(f'wrote {args.out} (opset {args.opset}, dynamic batch/height/width)')
+    xml = None
+    if args.openvino:
+        from mmseg_hrplus.deploy.openvino import convert_onnx
+        xml = str(Path(args.out).with_suffix('.xml'))
+        convert_onnx(args.out, xml)
+        print(f'wrote {xml} and {Path(xml).with_suffix(".bin")} (OpenVINO IR, float32)')
     if not args.verify:
         return []
-    report = verify_onnx(segmentor, args.out, default_verify_shapes(tuple(args.shape)))
+    shapes = default_verify_shapes(tuple(args.shape))
+    report = verify_onnx(segmentor, args.out, shapes)
+    for r in report:
+        r['backend'] = 'onnxruntime'
+    if xml is not None:
+        from mmseg_hrplus.deploy.openvino import describe_properties, verify_openvino
+        ov_report = verify_openvino(segmentor, xml, shapes, threads=args.ov_threads,
+                                    precision='f32')
+        print(describe_properties(ov_report[0]['properties']))
+        for r in ov_report:
+            r['backend'] = 'openvino'
+        report += ov_report
     failed = False
     for r in report:
         bound = args.atol + args.rtol * r['max_abs_logit']
         ok = r['max_abs_diff'] <= bound
         failed |= not ok
-        print(f"{r['shape'][0]}x{r['shape'][1]}: max |onnxruntime - torch| = "
+        print(f"{r['shape'][0]}x{r['shape'][1]}: max |{r['backend']} - torch| = "
               f"{r['max_abs_diff']:.3g} (max |logit| {r['max_abs_logit']:.3g}, bound "
               f"{bound:.3g}) {'OK' if ok else 'FAILED'}")
     if failed:
