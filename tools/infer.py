@@ -1,7 +1,7 @@
 """Segment images and videos with a trained config + checkpoint: labels and colour overlays.
 
     python tools/infer.py CONFIG CHECKPOINT INPUT [--out-dir DIR] [--device cpu] [--opacity 0.5]
-        [--batch-size 4] [--save-labels] [--crf]
+        [--batch-size 4] [--save-labels] [--crf] [--backend {pytorch,onnxruntime,openvino}]
 
 INPUT is an image or video file, a folder (every image and video in it and its subfolders,
 sorted), or a list file (``.txt``, ``.lst`` or ``.list``: one path per line; relative paths are
@@ -39,6 +39,7 @@ an unknown format, is one error line and exit status 1.
 import argparse
 import os.path as osp
 import sys
+import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -125,27 +126,34 @@ def _segment_image(model, palette, opacity: float, image_path: Path, name: str,
 def run_inference(config: str, checkpoint: str, source: Union[str, Dict[str, Path]],
                   out_dir: str, device: str = 'cpu', opacity: float = 0.5, crf: bool = False,
                   failures: Optional[List[Dict[str, str]]] = None, batch_size: int = 4,
-                  save_labels: bool = False) -> List[Dict[str, str]]:
+                  save_labels: bool = False, backend: str = 'pytorch') -> List[Dict[str, str]]:
     """Segment every image and video of ``source`` (a path, or :func:`collect_inputs`' result).
 
     Returns one dict per input done: ``dict(image, label, overlay)`` with the files written for
     an image, ``dict(video, overlay, labels, frames)`` for a video (``labels``: the folder of
     frame PNGs, or None without ``save_labels``). ``crf``: refine with the dense CRF
-    (``pip install -e .[crf]``). ``batch_size``: video frames per forward pass.
+    (``pip install -e .[crf]``). ``batch_size``: video frames per forward pass. ``backend``:
+    'pytorch', or a runtime of :data:`mmseg_hrplus.deploy.runtime.RUNTIME_BACKENDS` (CPU only,
+    without ``crf``; see the module notes).
     An input that cannot be read, is too small or of an unknown format is skipped and appended
     to ``failures`` as ``dict(image, reason)`` (a one-line reason naming the file), as is a
     video that stops decoding mid-way (after its decoded frames are written); the others are
     still done.
     """
     failures = [] if failures is None else failures
-    from mmengine.utils import ProgressBar
     from mmseg.apis import init_model
 
-    from mmseg_hrplus.apis.overlay import check_opacity, class_palette
-    from mmseg_hrplus.apis.video import check_batch_size, overlay_video_path, segment_video
+    from mmseg_hrplus.apis.overlay import check_opacity
+    from mmseg_hrplus.apis.video import check_batch_size
+    from mmseg_hrplus.deploy.runtime import RUNTIME_BACKENDS
+    from mmseg_hrplus.utils.validation import check_choice
 
     check_batch_size(batch_size)
     check_opacity(opacity)
+    check_choice('backend', backend, ('pytorch', ) + RUNTIME_BACKENDS)
+    if backend != 'pytorch' and (crf or device != 'cpu'):
+        raise ValueError(f'backend={backend!r} runs on the CPU without the dense CRF; got '
+                         f'device={device!r}, crf={crf}')
     inputs = collect_inputs(source) if isinstance(source, str) else source
     if crf:
         from mmengine.config import Config
@@ -157,6 +165,25 @@ def run_inference(config: str, checkpoint: str, source: Union[str, Dict[str, Pat
     if model.decode_head.num_classes > 256:
         raise ValueError(f'num_classes={model.decode_head.num_classes}: label PNGs are uint8 '
                          '(at most 256 classes)')
+    with tempfile.TemporaryDirectory(prefix='hrplus_infer_') as export_dir:
+        if backend != 'pytorch':
+            from mmseg_hrplus.deploy.runtime import runtime_segmentor
+            model = runtime_segmentor(model, backend, export_dir)
+            print(f'backend {backend}: ' + ', '.join(f'{k} {v}' for k, v in
+                                                     model.properties.items()
+                                                     if k != 'cpu'))
+        return _run_inputs(model, inputs, out_dir, opacity, failures, batch_size, save_labels)
+
+
+def _run_inputs(model, inputs: Dict[str, Path], out_dir: str, opacity: float,
+                failures: List[Dict[str, str]], batch_size: int,
+                save_labels: bool) -> List[Dict[str, str]]:
+    """The loop of :func:`run_inference` over the inputs with a loaded ``model``."""
+    from mmengine.utils import ProgressBar
+
+    from mmseg_hrplus.apis.overlay import class_palette
+    from mmseg_hrplus.apis.video import overlay_video_path, segment_video
+
     _, palette = class_palette(model)
     # file= at call time: the default is the sys.stdout of when mmengine was imported
     progress = ProgressBar(len(inputs), file=sys.stdout) if len(inputs) > 1 else None
@@ -203,6 +230,10 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, str]]:
                         help='also write one label PNG per video frame (images always get one)')
     parser.add_argument('--crf', action='store_true',
                         help='refine with the dense CRF (DeepLabv2; pip install -e .[crf])')
+    parser.add_argument('--backend', choices=('pytorch', 'onnxruntime', 'openvino'),
+                        default='pytorch',
+                        help='run the network in PyTorch (default), or export it on the fly '
+                             'and run it in onnxruntime or OpenVINO (f32, CPU)')
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f'--batch-size {args.batch_size}: must be at least 1')
@@ -213,7 +244,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, str]]:
         raise SystemExit(1)
     failures: List[Dict[str, str]] = []
     written = run_inference(args.config, args.checkpoint, inputs, args.out_dir, args.device,
-                            args.opacity, args.crf, failures, args.batch_size, args.save_labels)
+                            args.opacity, args.crf, failures, args.batch_size, args.save_labels,
+                            args.backend)
     images = sum('image' in entry for entry in written)
     print(f'{images} image(s), {len(written) - images} video(s): labels in '
           f'{osp.join(args.out_dir, "labels")}, overlays in {osp.join(args.out_dir, "overlays")}')
