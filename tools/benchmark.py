@@ -31,7 +31,10 @@ What it does:
 5. with ``--onnxruntime``, our model (the ``--optimize`` one, else the plain one) exported
    to ONNX at the inference shape and run by onnxruntime (CPU execution provider,
    ``--threads`` intra-op threads) in the same interleaved rounds; its row also gives the
-   max abs logit difference to the model it was exported from;
+   max abs logit difference to the model it was exported from; ``--openvino`` does the same
+   with OpenVINO (the ONNX export converted, compiled with ``--threads`` inference threads,
+   precision f32 and hint LATENCY set explicitly: :mod:`mmseg_hrplus.deploy.openvino`), and
+   reports the precision, threads and hint the compiled model reads back;
 6. with ``--with-cp-memory``, the peak memory of a training step with and without
    ``model.backbone.with_cp=True``, each in its own process (``python -m
    mmseg_hrplus.benchmark.memory``: the RSS high-water mark is process-wide): the peak RSS
@@ -80,6 +83,8 @@ SWITCHES = (
      'freezing; the compile time is reported, not timed)'),
     ('--onnxruntime', 'also time onnxruntime (CPU, --threads intra-op threads) on our model '
      'exported to ONNX (the --optimize one, else the plain one)'),
+    ('--openvino', 'also time OpenVINO (CPU, f32, hint LATENCY, --threads threads) on the same '
+     'export'),
     ('--skip-inference', 'only the training step (and --with-cp-memory)'),
     ('--train-winograd', 'also time a training step of ours built with the backbone\'s '
      'conv_cfg=dict(type="mmseg_hrplus.WinogradConv2d")'),
@@ -115,6 +120,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.onnxruntime and args.device != 'cpu':
         parser.error(f"--onnxruntime runs on the CPU: it needs --device cpu, got "
                      f"{args.device!r}")
+    if args.openvino and args.device != 'cpu':
+        parser.error(f"--openvino runs on the CPU: it needs --device cpu, got {args.device!r}")
     if args.train_repeats is None:
         args.train_repeats = args.repeats
     return args
@@ -171,6 +178,12 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
         onnx_source = 'ours_optimized' if 'ours_optimized' in models else 'ours'
         fns['onnxruntime'], prepare_s = onnxruntime_infer_fn(
             models[onnx_source], inputs, args.threads or torch.get_num_threads())
+    ov_properties = None
+    if args.openvino:
+        from mmseg_hrplus.benchmark.openvino_peer import openvino_infer_fn
+        onnx_source = 'ours_optimized' if 'ours_optimized' in models else 'ours'
+        fns['openvino'], ov_prepare_s, ov_properties = openvino_infer_fn(
+            models[onnx_source], inputs, args.threads or torch.get_num_threads())
     logits, first_call_s, compile_cache = {}, {}, None
     for name, fn in fns.items():  # the first call of a compiled model compiles it
         cache_before = inductor_cache_counts()
@@ -197,6 +210,11 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
             version=onnxruntime.__version__, exported=onnx_source, export_and_load_s=prepare_s,
             max_abs_diff_vs_exported=float((logits['onnxruntime'] - logits[onnx_source])
                                            .abs().max()))
+    if args.openvino:
+        inference['openvino'] = dict(
+            ov_properties, exported=onnx_source, export_and_load_s=ov_prepare_s,
+            max_abs_diff_vs_exported=float((logits['openvino'] - logits[onnx_source])
+                                           .abs().max()))
     if args.winograd:
         inference['winograd_decisions'] = winograd_decision_records()
         for d in inference['winograd_decisions']:
@@ -216,6 +234,12 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
         ort_report = inference['onnxruntime']
         print(f'  onnxruntime {ort_report["version"]} (export + session {prepare_s:.1f} s) vs '
               f'{onnx_source}: max|diff| {ort_report["max_abs_diff_vs_exported"]:.2e}')
+    if args.openvino:
+        from mmseg_hrplus.deploy.openvino import describe_properties
+        ov_report = inference['openvino']
+        print(f'  {describe_properties(ov_properties)} (export + compile '
+              f'{ov_prepare_s:.1f} s) vs {onnx_source}: max|diff| '
+              f'{ov_report["max_abs_diff_vs_exported"]:.2e}')
     return inference
 
 
