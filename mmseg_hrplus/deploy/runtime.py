@@ -30,6 +30,22 @@ RUNTIME_BACKENDS = ('onnxruntime', 'openvino')
 EXPORT_SHAPE = (128, 128)
 
 
+def check_supported(segmentor: nn.Module, backend: str) -> None:
+    """Refuse a segmentor :class:`RuntimeSegmentor` cannot run (see the module notes).
+
+    Raises:
+        ValueError: naming ``backend``, what was given and what is supported.
+    """
+    from mmseg.models import EncoderDecoder
+    if type(segmentor) is not EncoderDecoder:
+        raise ValueError(f'backend={backend!r} runs an mmseg EncoderDecoder; got '
+                         f'{type(segmentor).__name__} (use the pytorch backend)')
+    mode = segmentor.test_cfg.get('mode', 'whole')
+    if mode != 'whole':
+        raise ValueError(f"backend={backend!r} supports test_cfg mode 'whole'; got "
+                         f'mode={mode!r} (use the pytorch backend)')
+
+
 class RuntimeSegmentor:
     """``segmentor``'s inference with its network replaced by ``run``.
 
@@ -47,14 +63,7 @@ class RuntimeSegmentor:
 
     def __init__(self, segmentor: nn.Module, run: Callable[[np.ndarray], np.ndarray],
                  backend: str, properties: Optional[dict] = None):
-        from mmseg.models import EncoderDecoder
-        if type(segmentor) is not EncoderDecoder:
-            raise ValueError(f'backend={backend!r} runs an mmseg EncoderDecoder; got '
-                             f'{type(segmentor).__name__} (use the pytorch backend)')
-        mode = segmentor.test_cfg.get('mode', 'whole')
-        if mode != 'whole':
-            raise ValueError(f"backend={backend!r} supports test_cfg mode 'whole'; got "
-                             f'mode={mode!r} (use the pytorch backend)')
+        check_supported(segmentor, backend)
         self.segmentor = segmentor
         self.run = run
         self.backend = backend
@@ -97,7 +106,7 @@ def runtime_segmentor(segmentor: nn.Module, backend: str, work_dir: str,
     check_choice('backend', backend, RUNTIME_BACKENDS)
     threads = torch.get_num_threads() if threads is None else threads
     segmentor = segmentor.eval()
-    RuntimeSegmentor(segmentor, None, backend)  # refuse before the export
+    check_supported(segmentor, backend)  # before the export
     onnx_path = export_onnx(segmentor, os.path.join(work_dir, 'model.onnx'), EXPORT_SHAPE,
                             resize=False)
     if backend == 'onnxruntime':
