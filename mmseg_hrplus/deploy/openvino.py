@@ -131,8 +131,10 @@ def runner(compiled) -> Callable[[np.ndarray], np.ndarray]:
     request = compiled.create_infer_request()
 
     def run(img: np.ndarray) -> np.ndarray:
-        # copy: the output tensor's memory belongs to the request and is reused by the next run
-        return np.array(request.infer({0: np.ascontiguousarray(img, dtype=np.float32)})[0])
+        # share_outputs=False: a copy; a shared output is the request's memory, which the next
+        # call overwrites (the runtime segmentor keeps a batch's logits while the next runs)
+        return request.infer({0: np.ascontiguousarray(img, dtype=np.float32)},
+                             share_outputs=False)[0]
 
     return run
 

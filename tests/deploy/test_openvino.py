@@ -90,3 +90,18 @@ def test_xml_path_must_end_in_xml(tmp_path):
     onnx_path = export_onnx(_tiny(tmp_path, HRNET_FCN), str(tmp_path / 'm.onnx'), (64, 64))
     with pytest.raises(ValueError, match=r"xml_path='.*m.ir' must end in '.xml'"):
         ovd.convert_onnx(onnx_path, tmp_path / 'm.ir')
+
+
+def test_runner_returns_arrays_that_outlive_the_next_call(tmp_path):
+    """A shared OpenVINO output is the request's memory, overwritten by the next inference
+    (measured: share_outputs=True fails this test); the runner's arrays are copies."""
+    import numpy as np
+    model = ovd.convert_onnx(export_onnx(_tiny(tmp_path, HRNET_FCN), str(tmp_path / 'm.onnx'),
+                                         (64, 64)))
+    run = ovd.runner(ovd.compile_model(model, threads=1))
+    generator = np.random.RandomState(0)
+    first = run(generator.randn(1, 3, 64, 64).astype(np.float32))
+    kept = first.copy()
+    second = run(generator.randn(1, 3, 64, 64).astype(np.float32))
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(first, kept)
