@@ -24,7 +24,7 @@ from .errors import (CheckpointError, Damaged, Refused, RefusedByAllowList,
                      UnsafeCheckpointError)
 from .safetensors_format import looks_like_safetensors, read_safetensors
 from .tensors import MapLocation
-from .torch_format import PlacementError, legacy_magic_prefix, read_legacy, read_zip
+from .torch_format import LEGACY_MAGIC_PREFIX, PlacementError, read_legacy, read_zip
 from .zip_archive import is_zip, open_torch_archive
 
 # The name of the checkpoint this thread read last, for errors raised after reading (a strict
@@ -114,7 +114,7 @@ def _parse(file: IO[bytes], size: int, head: bytes, map_location: MapLocation) -
         raise Damaged('the file is empty')
     if is_zip(head):
         return read_zip(open_torch_archive(file), map_location)
-    if head.startswith(legacy_magic_prefix()):
+    if head.startswith(LEGACY_MAGIC_PREFIX):
         return read_legacy(file, size, map_location)
     if looks_like_safetensors(head, size):
         return read_safetensors(file, size, map_location)

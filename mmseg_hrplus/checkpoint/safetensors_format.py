@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .errors import Damaged, Refused
-from .tensors import MapLocation, element_size, new_storage, restore_location
+from .tensors import (MapLocation, element_size, new_storage, read_exactly_into,
+                      restore_location)
 
 #: The ``__metadata__`` key holding mmengine's ``meta`` as JSON.
 META_KEY = 'mmengine_meta'
@@ -103,12 +104,7 @@ def read_safetensors(file: IO[bytes], size: int, map_location: MapLocation) -> A
     for name, (dtype, shape, begin, end) in entries.items():
         buffer, view = new_storage(end - begin)
         file.seek(data_start + begin)
-        done = 0
-        while done < end - begin:
-            got = file.readinto(view[done:])
-            if not got:
-                raise Damaged(f'safetensors entry {name[:60]!r} ends past the end of the file')
-            done += got
+        read_exactly_into(file, view, f'safetensors entry {name[:60]!r}')
         storage = restore_location(buffer.untyped_storage(), 'cpu', map_location)
         numel = math.prod(shape)
         tensor = torch.empty((0,), dtype=dtype, device=storage.device)

@@ -53,7 +53,7 @@ class StorageRef:
 
 
 def element_size(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
+    return dtype.itemsize  # torch >= 2.1; looked up per tensor, so no tensor is made for it
 
 
 def restore_location(storage: torch.UntypedStorage, location: Any,
@@ -180,6 +180,17 @@ REBUILD_FUNCTIONS: Dict[str, Callable] = {
     '_rebuild_parameter': rebuild_parameter,
     '_rebuild_parameter_with_state': rebuild_parameter_with_state,
 }
+
+
+def read_exactly_into(file, view: memoryview, what: str) -> None:
+    """Fill ``view`` from ``file``'s position; a file that ends first is damaged (``what``
+    names the record in the error)."""
+    done = 0
+    while done < view.nbytes:
+        got = file.readinto(view[done:])
+        if not got:
+            raise Damaged(f'{what} ends past the end of the file')
+        done += got
 
 
 def new_storage(nbytes: int) -> Tuple[torch.Tensor, memoryview]:

@@ -16,7 +16,7 @@ import torch
 from . import restricted_pickle
 from .errors import Damaged, Refused
 from .tensors import (MapLocation, StorageRef, StorageType, element_size, new_storage,
-                      restore_location)
+                      read_exactly_into, restore_location)
 from .zip_archive import TorchArchive
 
 #: The first pickle of a legacy file, and the format version after it.
@@ -91,12 +91,8 @@ def read_zip(archive: TorchArchive, map_location: MapLocation) -> Any:
         return storages[key]
 
     data = archive.read('data.pkl')
-    unpickler = restricted_pickle.Unpickler(_memory_file(data), persistent_load, len(data))
+    unpickler = restricted_pickle.Unpickler(io.BytesIO(data), persistent_load, len(data))
     return unpickler.load()
-
-
-def _memory_file(data: bytes) -> io.BytesIO:
-    return io.BytesIO(data)
 
 
 class BoundedReader:
@@ -193,12 +189,7 @@ def _fill_legacy_storage(file: IO[bytes], stream: BoundedReader, root: StorageRe
     nbytes = root.numel * element_size(root.dtype)
     as_bytes = torch.empty((0,), dtype=torch.uint8).set_(root.storage, 0, (nbytes,), (1,))
     view = memoryview(as_bytes.numpy()).cast('B')
-    done = 0
-    while done < nbytes:
-        got = stream.readinto(view[done:])
-        if not got:
-            raise Damaged(f'storage {str(key)[:20]} ends past the end of the file')
-        done += got
+    read_exactly_into(stream, view, f'storage {str(key)[:20]}')
 
 
 def _place_legacy(result: Any, roots: Dict[Any, StorageRef], locations: Dict[Any, str],
@@ -237,6 +228,5 @@ def _tensors_in(obj: Any, seen: Set[int]):
             yield from _tensors_in(value, seen)
 
 
-def legacy_magic_prefix() -> bytes:
-    """How a legacy file starts (its magic number pickled with protocol 2)."""
-    return pickle.dumps(LEGACY_MAGIC, protocol=2)[:4]
+#: How a legacy file starts: its magic number pickled with protocol 2.
+LEGACY_MAGIC_PREFIX = pickle.dumps(LEGACY_MAGIC, protocol=2)[:4]

@@ -19,7 +19,6 @@ records a weights-only checkpoint holds are allowed: anything else (TorchScript'
 constants, unknown records) is refused by name before any byte of it is used.
 """
 import io
-import os
 import re
 import struct
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import IO, Dict, List, Optional, Tuple
 import torch
 
 from .errors import Damaged, Refused
+from .tensors import read_exactly_into
 
 #: Bookkeeping records torch writes beside data.pkl (names below the archive folder).
 BOOKKEEPING_RECORDS = frozenset({
@@ -80,12 +80,7 @@ class TorchArchive:
             raise Damaged(f'record {name} holds {record.size} bytes, '
                           f'the pickle declares {buffer.nbytes}')
         self.file.seek(record.offset)
-        done = 0
-        while done < record.size:
-            got = self.file.readinto(buffer[done:])
-            if not got:
-                raise Damaged(f'record {name} ends past the end of the file')
-            done += got
+        read_exactly_into(self.file, buffer, f'record {name}')
 
 
 def _u16(data: bytes, at: int) -> int:
@@ -310,8 +305,3 @@ def is_zip(head: bytes) -> bool:
     return head[:4] == _LOCAL
 
 
-def file_size(file: IO[bytes]) -> int:
-    position = file.tell()
-    size = file.seek(0, os.SEEK_END)
-    file.seek(position)
-    return size

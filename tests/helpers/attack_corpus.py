@@ -346,6 +346,8 @@ CASES: List[Case] = [
          'holds 400 elements, the pickle declares 4'),
     Case('legacy_storage_never_filled', lambda ctx: legacy_weights(keys=(), data=(), counts=()),
          'damaged', 'list of storages'),
+    Case('legacy_storage_cut_short', lambda ctx: legacy_weights(data=(FLOATS4[:8],)),
+         'damaged', 'storage k ends past the end of the file'),
     Case('legacy_huge_declared_storage', lambda ctx: legacy_weights(declared=2 ** 40),
          'damaged', 'more storage bytes than the file holds'),
     Case('legacy_pickled_module', lambda ctx: legacy_file(program(tup(
@@ -423,6 +425,9 @@ CASES: List[Case] = [
     Case('legacy_format', lambda ctx: saved({'w': torch.ones(3)},
                                             _use_new_zipfile_serialization=False), 'loads'),
     Case('safetensors', safetensors_file, 'loads'),
+    Case('safetensors_deeply_nested_header', lambda ctx: (lambda header: struct.pack(
+        '<Q', len(header)) + header)(b'{"a":' + b'[' * 200_000 + b']' * 200_000 + b'}'),
+         'damaged', ''),
     Case('safetensors_overlap', lambda ctx: safetensors_file(ctx, [0, 16]).replace(
         b'[0, 16]', b'[4, 20]'), 'damaged', 'outside the data|overlapping'),
 ]
