@@ -3,25 +3,18 @@ run by onnxruntime gives the model's ``mode='tensor'`` logits, with the asked th
 import pytest
 import torch
 
-from mmseg_hrplus.deploy import optimize_for_inference
 from mmseg_hrplus.benchmark.build import build_model
 from mmseg_hrplus.benchmark.onnxruntime_peer import onnxruntime_infer_fn, onnxruntime_session
 from mmseg_hrplus.benchmark.steps import infer_fn
-from mmseg_hrplus.benchmark.weights import calibrate_bn
 from tests.helpers.float_bounds import DEEP, assert_close_relative
-from tests.helpers.tiny_models import write_tiny_hrnet_fcn_configs
+from tests.helpers.tiny_models import calibrated_tiny_hrnet_fcn, write_tiny_hrnet_fcn_configs
 
 pytestmark = [pytest.mark.torch21, pytest.mark.usefixtures('one_thread')]
 
 
 @pytest.mark.parametrize('optimized', [False, True])
 def test_onnxruntime_gives_the_models_logits(tmp_path, optimized):
-    ours, _ = write_tiny_hrnet_fcn_configs(tmp_path)
-    model = build_model(str(ours))
-    calibrate_bn(model, (2, 3, 64, 64))
-    model.eval()
-    if optimized:
-        model = optimize_for_inference(model)
+    model = calibrated_tiny_hrnet_fcn(tmp_path, optimized)
     x = torch.randn(1, 3, 64, 96)
     run, prepare_s = onnxruntime_infer_fn(model, x, threads=1)
     got, expected = run(), infer_fn(model, x)()

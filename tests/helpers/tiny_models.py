@@ -99,3 +99,17 @@ def write_tiny_hrnet_fcn_configs(folder: Path) -> Tuple[Path, Path]:
     ref.write_text(TINY_HRNET_FCN_CONFIG.format(backbone='HRNet', extra=extra,
                                                 pretrained=str(Path(folder) / 'missing.pth')))
     return ours, ref
+
+
+def calibrated_tiny_hrnet_fcn(folder: Path, optimized: bool = False) -> torch.nn.Module:
+    """Our tiny HRNet+FCN (:func:`write_tiny_hrnet_fcn_configs`) in eval mode, its BN statistics
+    calibrated so that its logits are not vanishingly small, optionally through
+    ``optimize_for_inference``: the model the runtime-peer tests export."""
+    from mmseg_hrplus.benchmark.build import build_model
+    from mmseg_hrplus.benchmark.weights import calibrate_bn
+    from mmseg_hrplus.deploy import optimize_for_inference
+    ours, _ = write_tiny_hrnet_fcn_configs(folder)
+    model = build_model(str(ours))
+    calibrate_bn(model, (2, 3, 64, 64))
+    model.eval()
+    return optimize_for_inference(model) if optimized else model

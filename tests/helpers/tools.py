@@ -28,3 +28,14 @@ def load_tool(path: str) -> ModuleType:
             del sys.modules[name]
             raise
     return sys.modules[name]
+
+
+def run_tool_main(tool: ModuleType, argv):
+    """``tool.main(argv)`` in this process, restoring torch's thread count afterwards (tools
+    such as benchmark.py set it)."""
+    import torch
+    threads = torch.get_num_threads()
+    try:
+        return tool.main(argv)
+    finally:
+        torch.set_num_threads(threads)

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from tests.helpers.float_bounds import DEEP, WINOGRAD_DEEP, check_relative
 from tests.helpers.tiny_models import write_tiny_hrnet_fcn_configs
-from tests.helpers.tools import load_tool
+from tests.helpers.tools import load_tool, run_tool_main
 
 REPO = Path(__file__).resolve().parents[2]
 benchmark = load_tool('benchmark.py')
@@ -22,11 +21,7 @@ def config_pair(tmp_path):
 
 
 def _run(argv):
-    threads = torch.get_num_threads()
-    try:
-        return benchmark.main(argv)
-    finally:
-        torch.set_num_threads(threads)
+    return run_tool_main(benchmark, argv)
 
 
 def test_benchmark_json(config_pair, tmp_path, capsys):

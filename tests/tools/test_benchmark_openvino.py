@@ -6,22 +6,17 @@ import json
 
 import openvino  # noqa: F401  (a CI dependency via requirements/openvino.txt: never skipped)
 import pytest
-import torch
 
 from tests.helpers.float_bounds import DEEP, check_relative
 from tests.helpers.tiny_models import write_tiny_hrnet_fcn_configs
-from tests.helpers.tools import load_tool
+from tests.helpers.tools import load_tool, run_tool_main
 
 pytestmark = pytest.mark.torch21
 benchmark = load_tool('benchmark.py')
 
 
 def _run(argv):
-    threads = torch.get_num_threads()
-    try:
-        return benchmark.main(argv)
-    finally:
-        torch.set_num_threads(threads)
+    return run_tool_main(benchmark, argv)
 
 
 def test_openvino_in_the_interleaved_rounds(tmp_path, capsys):
