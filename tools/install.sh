@@ -9,7 +9,9 @@
 #   STACK=torch21  torch 2.1.2 + numpy < 2: what OpenMMLab's prebuilt mmcv 2.1.0 wheels serve on
 #                  GPUs (the index wheel is a CUDA build; it imports and runs on CPU)
 #
-# Usage: [STACK=main|torch21] tools/install.sh [VENV_DIR]   (PYTHON selects the interpreter)
+# Usage: [STACK=main|torch21] tools/install.sh [VENV_DIR]   (PYTHON selects the interpreter;
+#        TORCH_INDEX_URL, e.g. https://download.pytorch.org/whl/cpu, the index torch comes from:
+#        without it, pip's configured index, which on PyPI serves CUDA builds of torch for Linux)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -82,8 +84,12 @@ PIP=(pip_quiet "$VENV/bin/python" -m pip --disable-pip-version-check)
 
 log "build tools (pip, setuptools<70 for mmcv's pkg_resources, wheel, ninja)"
 "${PIP[@]}" install -q -U pip wheel ninja
-log "torch ($TORCH_SPEC, stack $STACK)"
-"${PIP[@]}" install -q "$TORCH_SPEC"
+TORCH_INDEX=()
+if [[ -n "${TORCH_INDEX_URL:-}" ]]; then
+    TORCH_INDEX=(--index-url "$TORCH_INDEX_URL")
+fi
+log "torch ($TORCH_SPEC, stack $STACK${TORCH_INDEX_URL:+, from $TORCH_INDEX_URL})"
+"${PIP[@]}" install -q "${TORCH_INDEX[@]}" "$TORCH_SPEC"
 # torch pulls a new setuptools; mmcv's setup.py still imports pkg_resources, gone in >=70.
 "${PIP[@]}" install -q -c "$STACK_CONSTRAINTS" "setuptools<70" numpy
 

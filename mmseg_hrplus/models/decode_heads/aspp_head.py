@@ -95,8 +95,10 @@ class DeepLabV2ASPPHead(BaseDecodeHead):
         input_transform: ``None`` (one input) or ``'resize_concat'``.
         conv_cfg: mmcv conv config for all branch convs.
         act_cfg: activation inside the VGG-form branches.
-        init_cfg: ``None`` -> the paper's rule: every conv weight normal with std 0.01 and bias
-            0 (in the VGG form, fc6/fc7 are Kaiming-initialised since they feed ReLUs).
+        init_cfg: the default is the paper's rule: every conv weight normal with std 0.01 and
+            bias 0 (in the VGG form, fc6/fc7 are Kaiming-initialised since they feed ReLUs).
+            ``None`` applies no rule at the head's level: the plain 3x3 branches keep PyTorch's
+            default init, the VGG-form branches still apply their own rule.
         **kwargs: the rest of :class:`mmseg.models.decode_heads.decode_head.BaseDecodeHead`:
             ``out_channels``, ``threshold``, ``loss_decode``, ``ignore_index``, ``sampler``,
             ``align_corners``.
