@@ -60,6 +60,8 @@ import torch.nn as nn
 
 import mmseg_hrplus  # noqa: F401  (registers our models, the CPU DDP wrapper)
 from mmseg_hrplus.benchmark.build import WINOGRAD_CONV_CFG, build_model
+from mmseg_hrplus.benchmark.markdown import (git_commit, render_benchmark, replace_section,
+                                             section_key)
 from mmseg_hrplus.benchmark.memory import peak_rss_mb, run_memory_probe
 from mmseg_hrplus.benchmark.steps import infer_fn, make_batch, train_step_fn
 from mmseg_hrplus.benchmark.timing import interleaved_times, summarise
@@ -114,6 +116,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='write the results here')
+    parser.add_argument('--markdown', metavar='PAGE',
+                        help='write the results as a section of this Markdown page (e.g. '
+                             'docs/benchmarks.md), replacing the section of the same command')
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f'--repeats={args.repeats} must be >= 1')
@@ -327,6 +332,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2))
         print(f'wrote {args.json}')
+    if args.markdown:
+        argv_used = list(argv if argv is not None else sys.argv[1:])
+        replace_section(Path(args.markdown), section_key(['tools/benchmark.py'] + argv_used),
+                        render_benchmark(report, commit=git_commit(REPO)))
+        print(f'wrote its section of {args.markdown}')
     return report
 
 

@@ -31,8 +31,14 @@ def test_benchmark_json(config_pair, tmp_path, capsys):
         str(ours), '--reference', str(ref), '--shape', '1', '3', '64', '96',
         '--repeats', '1', '--optimize', '--optimize-reference', '--factorize-head', 'both',
         '--winograd', '--onnxruntime', '--train-winograd', '--train-batch', '2',
-        '--train-shape', '32', '32', '--threads', '1', '--json', str(out)])
+        '--train-shape', '32', '32', '--threads', '1', '--json', str(out),
+        '--markdown', str(tmp_path / 'page.md')])
     data = json.loads(out.read_text())
+    page = (tmp_path / 'page.md').read_text()
+    key_line = next(line for line in page.splitlines() if line.startswith('<!-- measured: '))
+    assert key_line.startswith('<!-- measured: tools/benchmark.py ') and str(out) not in key_line
+    assert f'| onnxruntime | {data["inference"]["min_s"]["onnxruntime"]:.4f} |' in page
+    assert 'Training step (forward, loss, backward, SGD), batch 2x3x32x32, 1 interleaved' in page
     assert data == json.loads(json.dumps(report))
     assert data['weights'] == 'ours -> reference (state dict, strict)'
     inference = data['inference']
