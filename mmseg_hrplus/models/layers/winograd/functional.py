@@ -169,7 +169,8 @@ class _WinogradConv3x3(torch.autograd.Function):
         u = filter_transform(weight, tile)
         y = _sandwich_output(torch.bmm(v, u), tile)
         # x and the weight, which autograd keeps anyway, rather than V and U (2.25x and 4x
-        # larger with tile 4: 1.6x the step's peak memory for HRNet-W48); both are recomputed.
+        # larger with tile 4, which raised a training step's peak memory by more than the
+        # recompute costs in time; `tools/benchmark.py --with-cp-memory` measures the peak).
         ctx.save_for_backward(x, weight)
         ctx.tile, ctx.x_shape, ctx.has_bias = tile, x.shape, bias is not None
         ctx.channels_last = is_channels_last(x)
