@@ -121,6 +121,8 @@ fi
 log "mmengine, mmsegmentation, mmdet, test tools"
 "${PIP[@]}" install -q -c "$STACK_CONSTRAINTS" mmengine==0.10.7 mmsegmentation==1.2.2 mmdet==3.3.0 \
     -r requirements/tests.txt "${EXTRAS[@]}" ftfy regex
+log "openmim without its dependencies (requirements/mim.txt says why)"
+"${PIP[@]}" install -q --no-deps -c "$STACK_CONSTRAINTS" -r requirements/mim.txt
 log "mmseg_hrplus (editable)"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
 
