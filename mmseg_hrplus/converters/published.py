@@ -11,7 +11,7 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from .registry import ConversionError
+from .errors import ConversionError
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import torch
 from torch import Tensor
 
-
-class ConversionError(ValueError):
-    """A file that is not of the named source format; the message names the source, the file
-    (when converting a file) and the first keys or shapes that do not fit."""
+from .errors import ConversionError
 
 
 @dataclass
