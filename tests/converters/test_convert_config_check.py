@@ -4,6 +4,8 @@ not fit are an error naming the config, the keys and the shapes, and DST is not 
 
 The source files are synthesised from the official HRNet W18-Small-v1 manifests
 (tests/data/manifests/), the smallest published segmentation model (1.5M parameters)."""
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -99,3 +101,24 @@ def test_missing_and_extra_keys_are_named():
     assert check_fits_model(backbone_only, model, 'cfg.py') == (
         'cfg.py: all 2 converted tensors load strictly into its backbone (Conv2d)')
     assert torch.equal(model.backbone.weight, torch.ones(2, 1, 1, 1))
+
+
+def test_an_mmseg_zoo_file_fits_our_config_unchanged(tmp_path, repo_root, capsys):
+    """The zoo's promise for mmseg's fcn_hr18s files: the state dict of mmseg's own
+    fcn_hr18s_4xb2-80k_cityscapes model (full width, random weights), saved as mmseg saves it,
+    passes through the ``mmengine`` source into configs/hrnet/hrnet_w18_small_cityscapes.py."""
+    import mmseg
+    from mmengine.config import Config
+
+    from mmseg_hrplus.engine.runner import build_config_model, drop_checkpoint_loading
+    cfg = Config.fromfile(str(Path(mmseg.__file__).parent / '.mim' / 'configs' / 'hrnet' /
+                              'fcn_hr18s_4xb2-80k_cityscapes-512x1024.py'))
+    drop_checkpoint_loading(cfg.model)
+    state = build_config_model(cfg).state_dict()
+    src = tmp_path / 'fcn_hr18s_512x1024_80k_cityscapes_20200601_202700-1462b75d.pth'
+    torch.save({'state_dict': state, 'meta': {'iter': 80000, 'CLASSES': ('road', 'sidewalk')}},
+               src)
+    config = str(repo_root / 'configs' / 'hrnet' / 'hrnet_w18_small_cityscapes.py')
+    convert(['mmengine', str(src), str(tmp_path / 'out.pth'), '--config', config])
+    assert last_line(capsys) == (f'{config}: all {len(state)} converted tensors load strictly '
+                                 'into its model (EncoderDecoder)')
