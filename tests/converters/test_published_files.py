@@ -153,3 +153,15 @@ def test_mmseg_entries_are_the_installed_mmsegs_checkpoints():
                    ('fcn_hr', 'bisenetv2_fcn'))}
     ours = {k.url for k in PUBLISHED_FILES.values() if 'download.openmmlab.com' in k.url}
     assert len(weights) == 13 and ours == weights
+
+
+def test_published_lists_every_name_with_its_source_config_and_link(capsys):
+    run_tool_main(load_tool('model_converters/convert.py'), ['--published'])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 * len(PUBLISHED_FILES)
+    at = lines.index(ITERATION_COUNT)
+    assert lines[at + 1:at + 3] == [
+        '    deeplab-kazuto -> configs/deeplabv2/deeplabv2_r101_cocostuff164k_kazuto-weights.py',
+        f'    fetched from {PUBLISHED_FILES[ITERATION_COUNT].url}']
+    at = lines.index(BY_HAND)
+    assert lines[at + 2] == f'    download by hand from {PUBLISHED_FILES[BY_HAND].url}'

@@ -26,14 +26,14 @@ from typing import Optional, Sequence
 
 from mmseg_hrplus.checkpoint import CheckpointError
 from mmseg_hrplus.converters.config_fit import check_fits_model
-from mmseg_hrplus.converters.published import PUBLISHED_FILES, published_names
+from mmseg_hrplus.converters.published import published_file, published_names
 from mmseg_hrplus.converters.registry import (OUTPUT_FORMATS, ConversionError, convert_file,
                                               get_source, source_names, write_converted)
 
 
 def print_published() -> None:
     for name in published_names():
-        known = PUBLISHED_FILES[name]
+        known = published_file(name)
         how = 'download by hand from' if known.by_hand else 'fetched from'
         print(f'{name}\n    {known.source} -> {known.config}\n    {how} {known.url}')
 
