@@ -27,16 +27,6 @@ def resolve_config(path: str) -> str:
     return str(full)
 
 
-def _drop_checkpoints(cfg_model) -> None:
-    """No checkpoint download/loading: the benchmark brings its own weights."""
-    cfg_model['pretrained'] = None
-    backbone = cfg_model.get('backbone', {})
-    init = backbone.get('init_cfg')
-    if isinstance(init, dict) and init.get('type') == 'Pretrained':
-        backbone['init_cfg'] = None
-    backbone.pop('pretrained', None)
-
-
 def build_model(config: str, device: str = 'cpu', with_cp: Optional[bool] = None,
                 conv_cfg: Optional[dict] = None) -> nn.Module:
     """Build the model of ``config`` (see :func:`resolve_config`; random init, no checkpoint,
@@ -44,9 +34,9 @@ def build_model(config: str, device: str = 'cpu', with_cp: Optional[bool] = None
     backbone's."""
     from mmengine.config import Config
 
-    from mmseg_hrplus.engine.runner import build_config_model
+    from mmseg_hrplus.engine.runner import build_config_model, drop_checkpoint_loading
     cfg = Config.fromfile(resolve_config(config))
-    _drop_checkpoints(cfg.model)
+    drop_checkpoint_loading(cfg.model)  # the benchmark brings its own weights
     if with_cp is not None:
         cfg.model.backbone['with_cp'] = with_cp
     if conv_cfg is not None:

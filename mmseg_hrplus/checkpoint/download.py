@@ -36,6 +36,9 @@ from .tensors import MapLocation
 HASH_IN_NAME = re.compile(r'-([a-f0-9]{6,64})\.')
 _PARTIAL = '.partial-'
 TIMEOUT_SECONDS = 60
+#: ``hash_prefix`` default: the prefix the URL's file name carries (:func:`expected_hash_prefix`);
+#: a caller may instead pass a hex prefix, or None for no hash check.
+FROM_FILE_NAME = 'from-file-name'
 
 
 def cache_folder(model_dir: Optional[str] = None) -> str:
@@ -108,8 +111,8 @@ def _fetch(url: str, destination, progress: bool) -> str:
     return digest.hexdigest()
 
 
-def _download_verified(url: str, cached: str, map_location: MapLocation,
-                       progress: bool) -> Tuple[str, Any]:
+def _download_verified(url: str, cached: str, map_location: MapLocation, progress: bool,
+                       hash_prefix: Optional[str] = FROM_FILE_NAME) -> Tuple[str, Any]:
     folder = osp.dirname(cached)
     os.makedirs(folder, exist_ok=True)
     _remove_stale_partials(folder)
@@ -117,7 +120,7 @@ def _download_verified(url: str, cached: str, map_location: MapLocation,
     try:
         with os.fdopen(handle, 'wb') as destination:
             digest = _fetch(url, destination, progress)
-        prefix = expected_hash_prefix(url)
+        prefix = expected_hash_prefix(url) if hash_prefix == FROM_FILE_NAME else hash_prefix
         if prefix is not None and not digest.startswith(prefix):
             raise CheckpointDownloadError(
                 f'cannot use checkpoint {url}: its SHA-256 begins {digest[:len(prefix)]}, the '
@@ -148,14 +151,21 @@ def download_checkpoint(url: str, model_dir: Optional[str] = None,
 
 
 def load_checkpoint_from_url(url: str, map_location: MapLocation = None,
-                             model_dir: Optional[str] = None, progress: bool = False) -> Any:
+                             model_dir: Optional[str] = None, progress: bool = False,
+                             hash_prefix: Optional[str] = FROM_FILE_NAME) -> Any:
     """Download (or reuse) ``url`` and read it with the safe reader.
 
     A fresh download is read once, as its verification; a cached one is read from the cache.
+
+    Args:
+        hash_prefix: the SHA-256 prefix the download must have: by default the one the file
+            name carries; a caller that knows better passes it (or None for no check), e.g.
+            for a published name such as ``...-cocostuff164k-100000.pth`` whose ``-100000.``
+            is an iteration count, not a hash.
     """
     cached = cached_path_for(url, model_dir)
     if not osp.isfile(cached):
-        return _download_verified(url, cached, map_location, progress)[1]
+        return _download_verified(url, cached, map_location, progress, hash_prefix)[1]
     return read_checkpoint(cached, map_location, name=f'{url} (cached at {cached})')
 
 

@@ -19,10 +19,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import torch
 from torch import Tensor
 
-
-class ConversionError(ValueError):
-    """A file that is not of the named source format; the message names the source, the file
-    (when converting a file) and the first keys or shapes that do not fit."""
+from .errors import ConversionError
 
 
 @dataclass
@@ -154,10 +151,16 @@ def refuse_unknown(source: str, unknown: List[str], expected: str) -> None:
 # ------------------------------------------------------------------------------------------
 
 def read_source_file(src: str) -> Any:
-    """A source file (local path or URL) read by the safe reader."""
+    """A source file read by the safe reader: a local path, an ``http(s)://`` URL, or the name
+    of a published file (:mod:`.published`) that is not a local file, fetched from its URL."""
     if src.startswith(('http://', 'https://')):
         from ..checkpoint import load_checkpoint_from_url
         return load_checkpoint_from_url(src, map_location='cpu')
+    if not osp.exists(src):
+        from .published import fetch_published, published_file
+        known = published_file(src)
+        if known is not None:
+            return fetch_published(known)
     from ..checkpoint import read_checkpoint
     return read_checkpoint(src, map_location='cpu')
 
@@ -198,13 +201,21 @@ def convert_file(source: str, src: str, dst: Optional[str] = None,
         raise ConversionError(f'{src} is not a {source} checkpoint ({fmt.description}): '
                               f'{err}') from None
     if dst is not None:
-        meta = dict(converted.meta)
-        meta.update(source=source, original_file=osp.basename(src),
-                    dropped_keys=dict(converted.dropped))
-        os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-        if written_as == 'safetensors':
-            from ..checkpoint import save_safetensors
-            save_safetensors(dst, converted.state_dict, meta)
-        else:
-            torch.save({'state_dict': converted.state_dict, 'meta': meta}, dst)
+        write_converted(converted, source, src, dst, written_as)
     return converted
+
+
+def write_converted(converted: Converted, source: str, src: str, dst: str,
+                    output_format: Optional[str] = None) -> None:
+    """Write ``converted`` (of ``src``, a ``source`` file) to ``dst``, with its meta: the
+    source, the original file name and the keys dropped on purpose."""
+    written_as = output_format_for(dst, output_format)
+    meta = dict(converted.meta)
+    meta.update(source=source, original_file=osp.basename(src),
+                dropped_keys=dict(converted.dropped))
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    if written_as == 'safetensors':
+        from ..checkpoint import save_safetensors
+        save_safetensors(dst, converted.state_dict, meta)
+    else:
+        torch.save({'state_dict': converted.state_dict, 'meta': meta}, dst)

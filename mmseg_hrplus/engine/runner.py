@@ -67,6 +67,18 @@ def build_runner(cfg: Config) -> Runner:
     return runner
 
 
+def drop_checkpoint_loading(cfg_model) -> None:
+    """Switch off every checkpoint a model config would download or load at ``init_weights``
+    (the segmentor's ``pretrained``, the backbone's ``Pretrained`` ``init_cfg``): for tools that
+    bring their own weights."""
+    cfg_model['pretrained'] = None
+    backbone = cfg_model.get('backbone', {})
+    init = backbone.get('init_cfg')
+    if isinstance(init, dict) and init.get('type') == 'Pretrained':
+        backbone['init_cfg'] = None
+    backbone.pop('pretrained', None)
+
+
 def build_config_model(cfg: Config, drop_auxiliary_heads: bool = False) -> nn.Module:
     """The config's model on its own, for one-process tools (benchmark, FLOPs, export).
 

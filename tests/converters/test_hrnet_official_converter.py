@@ -14,7 +14,6 @@ conv1x1(bias) + BN + ReLU + conv1x1 -> classes; logits resized once to the input
 re-derived below in a few lines and compared with ours at an odd size.
 """
 import dataclasses
-import json
 from collections import OrderedDict
 
 import pytest
@@ -30,6 +29,7 @@ from mmseg_hrplus.converters.hrnet_official import (CLS_HEAD_REASONS, convert_hr
 from mmseg_hrplus.models.backbones.hrnet import FusionSettings, HRFusion, HRNet
 from tests.helpers.float_bounds import (SHALLOW, assert_close_relative, float32_bound,
                                         rounding_growth)
+from tests.helpers.manifests import manifest, synthesise
 from tests.helpers.tiny_models import relative_error, tiny_hrnet_extra
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -40,27 +40,6 @@ CONFIGS = {
     'w18-small-v2': 'hrnet_w18_small_v2_cityscapes_official-weights.py',
 }
 PRESET = {'w48': 'w48', 'w18-small-v1': 'w18_small_v1', 'w18-small-v2': 'w18_small'}
-
-
-def manifest(repo_root, name):
-    path = repo_root / 'tests' / 'data' / 'manifests' / f'{name}.json'
-    return json.loads(path.read_text())
-
-
-def synthesise(shapes, device='cpu', seed=0):
-    """Random tensors of the manifest's shapes (BN variances positive, counters ints)."""
-    gen = torch.Generator().manual_seed(seed)
-    state = OrderedDict()
-    for key, shape in shapes.items():
-        if key.endswith('num_batches_tracked'):
-            state[key] = torch.tensor(5, device=device)
-        elif device == 'meta':
-            state[key] = torch.empty(shape, device='meta')
-        elif key.endswith('running_var'):
-            state[key] = torch.rand(shape, generator=gen) + 0.5
-        else:
-            state[key] = torch.randn(shape, generator=gen)
-    return state
 
 
 def build_segmentor(repo_root, name, device='cpu'):
@@ -78,7 +57,7 @@ def build_segmentor(repo_root, name, device='cpu'):
 
 @pytest.mark.parametrize('name', ['w18-small-v1', 'w18-small-v2'])
 def test_seg_checkpoint_loads_strictly_into_its_config(repo_root, name):
-    src = synthesise(manifest(repo_root, f'hrnet-seg-{name}'))
+    src = synthesise(manifest(f'hrnet-seg-{name}'))
     converted = convert_hrnet_seg(src)
     assert converted.dropped.keys() == {'loss.criterion.weight'}
     assert converted.meta['arch'] == PRESET[name]
@@ -97,7 +76,7 @@ def test_seg_checkpoint_loads_strictly_into_its_config(repo_root, name):
 
 
 def test_seg_w48_fits_its_config_on_the_meta_device(repo_root):
-    src = synthesise(manifest(repo_root, 'hrnet-seg-w48'), device='meta')
+    src = synthesise(manifest('hrnet-seg-w48'), device='meta')
     converted = convert_hrnet_seg(src, arch='w48')
     assert converted.meta['arch'] == 'w48'
     ours = build_segmentor(repo_root, 'w48', device='meta').state_dict()
@@ -112,7 +91,7 @@ def test_seg_w48_fits_its_config_on_the_meta_device(repo_root):
 
 
 def test_plain_and_wrapped_forms_give_the_same_result(repo_root):
-    src = synthesise(manifest(repo_root, 'hrnet-seg-w18-small-v1'))
+    src = synthesise(manifest('hrnet-seg-w18-small-v1'))
     reference = convert_hrnet_seg(src).state_dict
     plain = OrderedDict((k[len('model.'):], v) for k, v in src.items() if k.startswith('model.'))
     wrapped = {'state_dict': {f'module.{k}': v for k, v in src.items()}, 'epoch': 484,
@@ -126,7 +105,7 @@ def test_plain_and_wrapped_forms_give_the_same_result(repo_root):
 
 def test_missing_bn_counters_are_added_and_reported(repo_root):
     """Files saved before BN had num_batches_tracked (InPlaceABN / torch 0.4.0 runs)."""
-    src = synthesise(manifest(repo_root, 'hrnet-seg-w18-small-v1'))
+    src = synthesise(manifest('hrnet-seg-w18-small-v1'))
     old = OrderedDict((k, v) for k, v in src.items() if not k.endswith('num_batches_tracked'))
     converted = convert_hrnet_seg(old)
     added = converted.meta['added_keys']
@@ -138,7 +117,7 @@ def test_missing_bn_counters_are_added_and_reported(repo_root):
 def test_convert_file_legacy_format_and_meta(tmp_path, repo_root):
     """The released files were written by torch 1.1 (pre-zip format): the safe reader reads
     them; the output names source, file, dropped keys and the classes."""
-    src = synthesise(manifest(repo_root, 'hrnet-seg-w18-small-v1'))
+    src = synthesise(manifest('hrnet-seg-w18-small-v1'))
     path, dst = tmp_path / 'hrnet_w18_small_v1_cityscapes_cls19_1024x2048_trainset.pth', \
         tmp_path / 'out.pth'
     torch.save(src, path, _use_new_zipfile_serialization=False)
@@ -160,7 +139,7 @@ def test_convert_file_legacy_format_and_meta(tmp_path, repo_root):
 # ------------------------------------------------------------------------------------------
 
 def test_wrong_architecture_names_the_first_shape(repo_root):
-    src = synthesise(manifest(repo_root, 'hrnet-seg-w18-small-v2'))
+    src = synthesise(manifest('hrnet-seg-w18-small-v2'))
     with pytest.raises(ConversionError, match=r"does not fit arch='w48'; the file is "
                        r"'w18_small'.*transition1\.0\.0\.weight \(file \(18, 256, 3, 3\), w48 "
                        r"\(48, 256, 3, 3\)\)"):
@@ -173,7 +152,7 @@ def test_converted_small_file_refused_by_the_w48_config(tmp_path, repo_root):
 
     from mmseg_hrplus.checkpoint import CheckpointMismatchError
     src, dst = tmp_path / 'small_v1.pth', tmp_path / 'small_v1_converted.pth'
-    torch.save(synthesise(manifest(repo_root, 'hrnet-seg-w18-small-v1')), src)
+    torch.save(synthesise(manifest('hrnet-seg-w18-small-v1')), src)
     convert_file('hrnet-seg', str(src), str(dst))
     model = build_segmentor(repo_root, 'w18-small-v2')
     with pytest.raises(CheckpointMismatchError, match=r'small_v1_converted\.pth.*of another '
@@ -184,8 +163,8 @@ def test_converted_small_file_refused_by_the_w48_config(tmp_path, repo_root):
 def test_wrong_sources_are_refused_with_file_and_keys(tmp_path, repo_root):
     seg = tmp_path / 'seg.pth'
     cls = tmp_path / 'cls.pth'
-    torch.save(synthesise(manifest(repo_root, 'hrnet-seg-w18-small-v1')), seg)
-    torch.save(synthesise(manifest(repo_root, 'hrnet-imagenet-w18-small-v1')), cls)
+    torch.save(synthesise(manifest('hrnet-seg-w18-small-v1')), seg)
+    torch.save(synthesise(manifest('hrnet-imagenet-w18-small-v1')), cls)
     with pytest.raises(ConversionError, match=r'cls\.pth is not a hrnet-seg checkpoint.*126 keys '
                        r'are not part of a seg_hrnet model.*use the hrnet-imagenet source.*'
                        r'incre_modules\.0\.0\.conv1\.weight'):
@@ -199,12 +178,12 @@ def test_wrong_sources_are_refused_with_file_and_keys(tmp_path, repo_root):
     with pytest.raises(ConversionError, match=r'hrnet-seg: 2 keys are not part of a seg_hrnet '
                        r'model.*: backbone\.conv1\.weight, decode_head\.conv_seg\.weight'):
         convert_hrnet_seg(mmseg_style)
-    src = synthesise(manifest(repo_root, 'hrnet-seg-w18-small-v1'))
+    src = synthesise(manifest('hrnet-seg-w18-small-v1'))
     src['loss.ohem.extra'] = torch.zeros(1)
     with pytest.raises(ConversionError, match=r'1 keys are not part of a seg_hrnet training '
                        r'checkpoint.*loss\.ohem\.extra'):
         convert_hrnet_seg(src)
-    src = synthesise(manifest(repo_root, 'hrnet-seg-w18-small-v1'))
+    src = synthesise(manifest('hrnet-seg-w18-small-v1'))
     src['model.last_layer.3.weight'] = torch.zeros(19, 240, 3, 3)  # FINAL_CONV_KERNEL 3
     with pytest.raises(ConversionError, match=r'last_layer\.3\.weight \(19, 240, 3, 3\) '
                        r'\(expected \(19, 240, 1, 1\)\)'):
@@ -217,7 +196,7 @@ def test_wrong_sources_are_refused_with_file_and_keys(tmp_path, repo_root):
 
 @pytest.mark.parametrize('name, arch', [('w18-small-v1', 'w18_small_v1'), ('w18', 'w18')])
 def test_imagenet_backbone_keys_only(tmp_path, repo_root, name, arch):
-    shapes = manifest(repo_root, f'hrnet-imagenet-{name}')
+    shapes = manifest(f'hrnet-imagenet-{name}')
     src = synthesise(shapes, device='meta' if name == 'w18' else 'cpu')
     converted = convert_hrnet_imagenet(src, arch=arch)
     head = [k for k in shapes if k.startswith(tuple(CLS_HEAD_REASONS))]
