@@ -33,6 +33,14 @@ SOURCE = 'bisenet-coincheung'
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 
+@pytest.fixture(autouse=True)
+def mmseg_scope():
+    """Heads built directly build their losses from the registry of the current default scope:
+    make it mmseg's, whatever scope an earlier test in the process left current."""
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield
+
+
 def synthesise(num_classes=19, seed=0):
     """Random tensors with the manifest's keys and shapes (classes replaced if asked)."""
     gen = torch.Generator().manual_seed(seed)
