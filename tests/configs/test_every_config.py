@@ -18,17 +18,18 @@ import math
 
 import pytest
 import torch
-from mmengine.config import Config
 
 from mmseg_hrplus.models.utils import check_model_contract
 from tests.helpers.config_narrowing import (INPUT_HW, all_configs, build_model, config_id,
-                                            det_batch, narrow, seg_batch)
+                                            det_batch, load_configs, narrow,
+                                            seg_batch)
 from tests.helpers.detector_narrowing import detector_needs, detector_num_classes
 
 pytestmark = [pytest.mark.torch21, pytest.mark.usefixtures('one_thread')]
 
 
 CONFIGS = all_configs()
+LOADED = load_configs(CONFIGS)  # each read once, at collection
 
 
 def test_configs_are_found():
@@ -41,7 +42,7 @@ def test_configs_are_found():
 
 @pytest.mark.parametrize('path', CONFIGS, ids=config_id)
 def test_config_builds_trains_and_predicts(path):
-    cfg = Config.fromfile(str(path))
+    cfg = LOADED[path]
     scope = cfg.get('default_scope')
     assert scope in ('mmseg', 'mmdet'), f'{config_id(path)}: default_scope={scope!r}'
 

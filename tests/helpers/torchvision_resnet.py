@@ -64,7 +64,10 @@ def torchvision_resnet_shapes(blocks: Sequence[int] = BLOCKS[101], stem_channels
 
 def random_state_dict(shapes: Mapping[str, Tuple[int, ...]], seed: int = 0
                       ) -> Dict[str, torch.Tensor]:
-    """Random float tensors of ``shapes`` (variances positive); ``num_batches_tracked`` = 7."""
+    """Random tensors of ``shapes`` at the scales of trained weights, so that a deep network
+    built from them stays finite: conv/linear weights ``N(0, 1/fan_in)``, norm scales in
+    [0.1, 0.3], biases and means ``N(0, 0.01)``, variances in [0.5, 1.5];
+    ``num_batches_tracked`` = 7."""
     gen = torch.Generator().manual_seed(seed)
     state = OrderedDict()
     for key, shape in shapes.items():
@@ -72,8 +75,13 @@ def random_state_dict(shapes: Mapping[str, Tuple[int, ...]], seed: int = 0
             state[key] = torch.tensor(7)
         elif key.endswith('running_var'):
             state[key] = torch.rand(shape, generator=gen) + 0.5
+        elif key.endswith('.weight') and len(shape) == 1:
+            state[key] = torch.rand(shape, generator=gen) * 0.2 + 0.1
+        elif key.endswith('.weight'):
+            fan_in = max(1, int(torch.tensor(shape[1:]).prod()))
+            state[key] = torch.randn(shape, generator=gen) / fan_in**0.5
         else:
-            state[key] = torch.randn(shape, generator=gen)
+            state[key] = torch.randn(shape, generator=gen) * 0.1
     return state
 
 
