@@ -36,6 +36,7 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import HOOKS, DefaultScope
+from mmengine.runner import Runner
 from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmseg.models.backbones import HRNet as MmsegHRNet
 
@@ -45,9 +46,9 @@ from mmseg_hrplus.checkpoint.loaders import resolve_openmmlab, resolve_torchvisi
 from mmseg_hrplus.converters import source_names
 from mmseg_hrplus.engine import MissingConvertedCheckpoint
 from mmseg_hrplus.models.backbones.hrnet import arch_to_extra
-from tests.helpers.config_narrowing import (BACKBONE_NARROWING, TINY_HRNET, all_configs,
-                                            build_model, config_id, det_batch, load_configs, narrow,
-                                            registry, seg_batch)
+from tests.helpers.config_narrowing import (BACKBONE_NARROWING, CONFIG_ROOT, TINY_HRNET,
+                                            all_configs, build_model, config_id, det_batch,
+                                            load_configs, narrow, registry, seg_batch)
 from tests.helpers.detector_narrowing import detector_needs, detector_num_classes
 from tests.helpers.served_files import serve_directory
 from tests.helpers.torchvision_resnet import BLOCKS, random_state_dict, torchvision_resnet_shapes
@@ -290,6 +291,28 @@ def test_named_init_downloads_loads_every_backbone_weight_and_trains(hosts, path
     assert math.isfinite(float(log_vars['loss'].detach()))
     if first_conv.requires_grad:
         assert not torch.equal(first_conv.detach(), before), 'the step left conv1 unchanged'
+
+
+def test_documented_train_run_initialises_from_the_name(hosts, tmp_path):
+    """The DeepLabv2 Cityscapes config through mmengine's Runner (what tools/train.py runs),
+    narrowed, one iteration: the frozen BN of the trained model holds the served values."""
+    path = CONFIG_ROOT / 'deeplabv2' / 'deeplabv2_r101-d8_cityscapes-512x1024.py'
+    tiny = narrow(config(path), keep_init=True, backbone_narrowing=INIT_NARROWING)
+    batch = seg_batch(tiny.model.decode_head.num_classes)
+    runner = Runner(
+        model=tiny.model, work_dir=str(tmp_path), default_scope=tiny.default_scope,
+        train_dataloader=torch.utils.data.DataLoader([batch], batch_size=1,
+                                                     collate_fn=lambda items: items[0]),
+        train_cfg=dict(by_epoch=False, max_iters=1), optim_wrapper=tiny.optim_wrapper,
+        default_hooks=dict(checkpoint=None, logger=None), log_level='WARNING')
+    model = runner.train()
+    assert runner.iter == 1
+    served = hosts.served['torchvision://resnet101']
+    for key in ('bn1.weight', 'bn1.running_var', 'layer3.22.bn2.bias', 'layer4.2.bn3.weight'):
+        assert torch.equal(model.backbone.state_dict()[key], served[key]), key
+    conv = model.backbone.state_dict()['layer4.2.conv3.weight']
+    assert conv.shape == served['layer4.2.conv3.weight'].shape
+    assert not torch.equal(conv, served['layer4.2.conv3.weight'])  # trained one step
 
 
 # -- converted files: declared with their command, named when absent
