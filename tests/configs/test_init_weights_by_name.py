@@ -301,6 +301,7 @@ def test_documented_train_run_initialises_from_the_name(hosts, tmp_path):
     batch = seg_batch(tiny.model.decode_head.num_classes)
     runner = Runner(
         model=tiny.model, work_dir=str(tmp_path), default_scope=tiny.default_scope,
+        experiment_name='init_weights_by_name_deeplabv2',
         train_dataloader=torch.utils.data.DataLoader([batch], batch_size=1,
                                                      collate_fn=lambda items: items[0]),
         train_cfg=dict(by_epoch=False, max_iters=1), optim_wrapper=tiny.optim_wrapper,

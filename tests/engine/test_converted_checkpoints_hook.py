@@ -85,9 +85,10 @@ def test_a_real_run_stops_before_initialising_then_trains_from_the_file(tmp_path
     monkeypatch.chdir(tmp_path)
     batch = dict(inputs=torch.ones(2, 3))
 
-    def run():
+    def run(attempt):
         runner = Runner(
             model=Net('checkpoints/init.pth'), work_dir=str(tmp_path / 'work'),
+            experiment_name=f'converted_checkpoints_{attempt}',
             train_dataloader=torch.utils.data.DataLoader([batch], batch_size=1,
                                                          collate_fn=lambda items: items[0]),
             train_cfg=dict(by_epoch=False, max_iters=1),
@@ -100,12 +101,12 @@ def test_a_real_run_stops_before_initialising_then_trains_from_the_file(tmp_path
 
     with pytest.raises(MissingConvertedCheckpoint, match=f'checkpoints/init.pth: made by\n    '
                        f'{COMMAND}$'):
-        run()
+        run('absent')
     # the converted file: W = 5, b = -5, so every output is 3 * 5 - 5 = 10 on the ones batch
     weights = {'linear.weight': torch.full((2, 3), 5.0), 'linear.bias': torch.full((2, ), -5.0)}
     (tmp_path / 'checkpoints').mkdir()
     torch.save(weights, tmp_path / 'checkpoints' / 'init.pth')
-    runner, model = run()
+    runner, model = run('present')
     assert runner.iter == 1
     # loss = mean(out^2) over 2x2 outputs: d/d out = 2 * 10 / 4 = 5, summed over the 2 rows = 10
     # per weight and bias; one SGD step of lr 0.1 from the loaded values: 5 - 1, -5 - 1
