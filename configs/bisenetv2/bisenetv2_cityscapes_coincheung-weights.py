@@ -1,9 +1,9 @@
 # BiSeNetV2 on Cityscapes (19 classes) as CoinCheung/BiSeNet builds it, for that project's
 # trained weights (lib/models/bisenetv2.py; file model_final_v2_city.pth from its releases).
 #
-# Convert, then test or fine-tune with this config:
-#   python tools/model_converters/convert.py bisenet-coincheung model_final_v2_city.pth \
-#       checkpoints/bisenetv2_city_coincheung.pth
+# Convert with `load_from_command` below (the converter downloads CoinCheung's release file
+# itself; a run without the converted file stops at once naming that command), then test or
+# fine-tune with this config:
 #   python tools/test.py configs/bisenetv2/bisenetv2_cityscapes_coincheung-weights.py \
 #       checkpoints/bisenetv2_city_coincheung.pth
 #
@@ -27,7 +27,7 @@
 #   loads images as BGR. Their single-scale evaluation runs whole 1024x2048 images (sides
 #   already multiples of 32): our test pipeline's 2048x1024 resize is the identity there.
 #
-# Training (fine-tuning with --cfg-options load_from=<converted file>) uses the data pipeline,
+# Training (fine-tuning from load_from, the converted file) uses the data pipeline,
 # losses (cross-entropy) and schedule of bisenetv2_cityscapes-1024x1024.py, which is mmseg's
 # from-scratch recipe, NOT CoinCheung's (OHEM cross-entropy with threshold 0.7, 512x1024 crops,
 # scale 0.25-2.0, lr 5e-3, fp16); shorten the schedule for fine-tuning.
@@ -75,3 +75,10 @@ model = dict(
         dict(booster, in_channels=64, channels=256, in_index=4),
         dict(booster, in_channels=128, channels=1024, in_index=5),
     ])
+
+load_from = 'checkpoints/bisenetv2_city_coincheung.pth'
+load_from_command = (
+    'python tools/model_converters/convert.py bisenet-coincheung '
+    'https://github.com/CoinCheung/BiSeNet/releases/download/0.0.0/model_final_v2_city.pth '
+    + load_from)
+custom_hooks = [dict(type='RequireConvertedCheckpointsHook', files={load_from: load_from_command})]

@@ -22,12 +22,18 @@
 # --cfg-options model.crf.enabled=True; it needs `pip install -e .[crf]` (pydensecrf2). Its
 # parameters below are those of the source's voc12.yaml (the authors' released test settings).
 #
-# Training with this config starts from the authors' COCO-pretrained init file converted with
-#   python tools/model_converters/convert.py deeplab-kazuto deeplabv1_resnet101-coco.pth \
-#       checkpoints/deeplabv1_resnet101_coco_kazuto-init.pth
-# and otherwise follows deeplabv2_r101-d8_voc12aug-512x512.py (mmseg's 512x512 crops and
+# Training with this config starts from the authors' COCO-pretrained init file (kazuto's
+# deeplabv1_resnet101-coco.pth, which that project's convert.py writes from the authors'
+# init.caffemodel) converted to our keys by `coco_init_command` below; nothing downloads it, and
+# a run without it stops at once naming that command (mmseg_hrplus.RequireConvertedCheckpointsHook).
+# Training otherwise follows deeplabv2_r101-d8_voc12aug-512x512.py (mmseg's 512x512 crops and
 # single-scale loss, not the original's 321x321 multi-scale-loss training).
 _base_ = ['./deeplabv2_r101-d8_voc12aug-512x512.py']
+
+coco_init = 'checkpoints/deeplabv1_resnet101_coco_kazuto-init.pth'
+coco_init_command = ('python tools/model_converters/convert.py deeplab-kazuto '
+                     f'deeplabv1_resnet101-coco.pth {coco_init}')
+custom_hooks = [dict(type='RequireConvertedCheckpointsHook', files={coco_init: coco_init_command})]
 
 caffe_mean_bgr = [104.008, 116.669, 122.675]
 data_preprocessor = dict(
@@ -56,7 +62,7 @@ model = dict(
         style='caffe',
         stem_pool_ceil_mode=True,
         init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/deeplabv1_resnet101_coco_kazuto-init.pth')),
+            type='Pretrained', checkpoint=coco_init)),
     decode_head=dict(num_classes=21),
     test_cfg=dict(mode='whole'))
 

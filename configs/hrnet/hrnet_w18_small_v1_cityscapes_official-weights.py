@@ -6,9 +6,9 @@
 # Source's own figure (NOT reproduced here): 70.3 mIoU Cityscapes val, single scale, whole
 # 1024x2048 images, trained on the train set (1.5M parameters, 31.1 GFLOPs there).
 #
-# Convert (SRC = the file of the README's W18-Small-v1 link), then test with this config:
-#   python tools/model_converters/convert.py hrnet-seg SRC \
-#       checkpoints/hrnet_w18_small_v1_cityscapes_official-weights.pth
+# Convert with `load_from_command` below (SRC = the file of the README's W18-Small-v1 link,
+# on OneDrive/Baidu only; a run without the converted file stops at once naming the command),
+# then test with this config:
 #   python tools/test.py configs/hrnet/hrnet_w18_small_v1_cityscapes_official-weights.py \
 #       checkpoints/hrnet_w18_small_v1_cityscapes_official-weights.pth
 #
@@ -21,3 +21,5 @@ model = dict(
     decode_head=dict(in_channels=widths, channels=sum(widths)))
 
 load_from = 'checkpoints/hrnet_w18_small_v1_cityscapes_official-weights.pth'
+load_from_command = 'python tools/model_converters/convert.py hrnet-seg SRC ' + load_from
+custom_hooks = [dict(type='RequireConvertedCheckpointsHook', files={load_from: load_from_command})]

@@ -3,10 +3,8 @@
 # Source's own figure (NOT reproduced here): 81.1 mIoU Cityscapes val, single scale, no flip,
 # whole 1024x2048 images, trained on the train set.
 #
-# Convert, then test with this config:
-#   python tools/model_converters/convert.py hrnet-seg \
-#       hrnet_w48_cityscapes_cls19_1024x2048_trainset.pth \
-#       checkpoints/hrnet_w48_cityscapes_official-weights.pth
+# Convert with `load_from_command` below (the source file is on OneDrive/Baidu only, nothing
+# downloads it; a run without the converted file stops at once naming that command), then test:
 #   python tools/test.py configs/hrnet/hrnet_w48_cityscapes_official-weights.py \
 #       checkpoints/hrnet_w48_cityscapes_official-weights.pth
 #
@@ -32,3 +30,6 @@ model = dict(
     decode_head=dict(align_corners=False))
 
 load_from = 'checkpoints/hrnet_w48_cityscapes_official-weights.pth'
+load_from_command = ('python tools/model_converters/convert.py hrnet-seg '
+                     'hrnet_w48_cityscapes_cls19_1024x2048_trainset.pth ' + load_from)
+custom_hooks = [dict(type='RequireConvertedCheckpointsHook', files={load_from: load_from_command})]

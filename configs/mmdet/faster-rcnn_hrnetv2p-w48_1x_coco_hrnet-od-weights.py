@@ -2,9 +2,10 @@
 # (faster_rcnn_hrnetv2p_w48_1x_20190820-5c6d0903.pth, trained with mmdetection v1).
 # Source's own figure (NOT reproduced here): 40.9 box AP, COCO val2017, 1x schedule.
 #
-# Convert, then test with this config:
-#   python tools/model_converters/convert.py hrnet-od \
-#       faster_rcnn_hrnetv2p_w48_1x_20190820-5c6d0903.pth \
+# Convert with `load_from_command` below (nothing downloads the source file: HRNet-OD
+# publishes it on OneDrive/Baidu only; a run without the converted file stops at once naming
+# that command), then test with this config:
+#   python tools/test.py configs/mmdet/faster-rcnn_hrnetv2p-w48_1x_coco_hrnet-od-weights.py \
 #       checkpoints/faster-rcnn_hrnetv2p-w48_1x_coco_hrnet-od.pth
 #
 # Measured against HRNet-Object-Detection's own code (commit 3493751; its CUDA nms/roi_align
@@ -41,3 +42,6 @@ model = dict(
                   nms=dict(type='nms', iou_threshold=0.5, offset=1))))
 
 load_from = 'checkpoints/faster-rcnn_hrnetv2p-w48_1x_coco_hrnet-od.pth'
+load_from_command = ('python tools/model_converters/convert.py hrnet-od '
+                     'faster_rcnn_hrnetv2p_w48_1x_20190820-5c6d0903.pth ' + load_from)
+custom_hooks = [dict(type='RequireConvertedCheckpointsHook', files={load_from: load_from_command})]

@@ -32,14 +32,39 @@ def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
     return read_checkpoint(filename, map_location)
 
 
-def load_from_torchvision(filename: str, map_location: MapLocation = None) -> Any:
-    """``torchvision://NAME`` (and the deprecated ``modelzoo://NAME``)."""
+#: mmengine's copy of torchvision 0.12's name -> URL table (``resnet101``, ``resnet50``, ...).
+TORCHVISION_URLS_WITHOUT_TORCHVISION = osp.join('hub', 'torchvision_0.12.json')
+
+
+def torchvision_model_urls() -> Dict[str, str]:
+    """The ``torchvision://NAME`` table: mmengine's, which imports torchvision to list it.
+
+    Neither mmengine, mmseg nor mmdet requires torchvision, and mmengine's table raises
+    ``ModuleNotFoundError`` without it. The names our configs use (``resnet101``) are in
+    mmengine's own copy of torchvision 0.12's table, which mmengine also starts from when
+    torchvision is installed; without torchvision that copy is the table (the newer
+    ``resnet101.imagenet1k_v2``-style names need torchvision).
+    """
+    try:
+        return mmengine_checkpoint.get_torchvision_models()
+    except ImportError:
+        import mmengine
+        from mmengine.fileio import load
+        return dict(load(osp.join(mmengine.__path__[0], TORCHVISION_URLS_WITHOUT_TORCHVISION)))
+
+
+def resolve_torchvision(filename: str) -> str:
+    """The URL that ``torchvision://NAME`` (or the deprecated ``modelzoo://NAME``) stands for."""
     prefix, model_name = filename.split('://', 1)
     if prefix == 'modelzoo':
         print_log('The URL scheme of "modelzoo://" is deprecated, please use "torchvision://" '
                   'instead', logger='current', level=logging.WARNING)
-    urls = mmengine_checkpoint.get_torchvision_models()
-    return load_from_http(_url_for(urls, model_name, filename), map_location)
+    return _url_for(torchvision_model_urls(), model_name, filename)
+
+
+def load_from_torchvision(filename: str, map_location: MapLocation = None) -> Any:
+    """``torchvision://NAME`` (and the deprecated ``modelzoo://NAME``): the table, then http."""
+    return load_from_http(resolve_torchvision(filename), map_location)
 
 
 def resolve_openmmlab(filename: str) -> str:

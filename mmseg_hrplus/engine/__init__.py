@@ -4,7 +4,8 @@ and the config helper that adds them)."""
 from typing import List
 
 from . import cpu_ddp  # noqa: F401  (registers the CPU DDP wrapper)
-from .hooks import IterationSeedHook, ModelContractHook, NonFiniteLossHook
+from .hooks import (IterationSeedHook, MissingConvertedCheckpoint, ModelContractHook,
+                    NonFiniteLossHook, RequireConvertedCheckpointsHook)
 
 #: Hooks ``tools/train.py`` adds to every config that does not list them already.
 DEFAULT_TRAINING_HOOKS = ('NonFiniteLossHook', 'IterationSeedHook')
@@ -25,5 +26,6 @@ def add_training_hooks(cfg, names=DEFAULT_TRAINING_HOOKS) -> List[str]:
     return added
 
 
-__all__ = ['DEFAULT_TRAINING_HOOKS', 'IterationSeedHook', 'ModelContractHook',
-           'NonFiniteLossHook', 'add_training_hooks']
+__all__ = ['DEFAULT_TRAINING_HOOKS', 'IterationSeedHook', 'MissingConvertedCheckpoint',
+           'ModelContractHook', 'NonFiniteLossHook', 'RequireConvertedCheckpointsHook',
+           'add_training_hooks']

@@ -190,6 +190,23 @@ def test_open_mmlab_names_resolve_like_mmengine():
         assert urls[name].startswith('https://')
 
 
+def test_torchvision_names_resolve_without_torchvision(monkeypatch):
+    """mmengine's table imports torchvision, which nothing installs; the names come from
+    mmengine's copy of torchvision 0.12's table then (what our DeepLabv2 configs rely on)."""
+    from mmseg_hrplus.checkpoint.loaders import resolve_torchvision
+
+    def no_torchvision():
+        raise ModuleNotFoundError("No module named 'torchvision'")
+
+    monkeypatch.setattr(mmengine_checkpoint, 'get_torchvision_models', no_torchvision)
+    assert resolve_torchvision('torchvision://resnet101') == \
+        'https://download.pytorch.org/models/resnet101-63fe2227.pth'
+    assert resolve_torchvision('modelzoo://resnet50') == \
+        'https://download.pytorch.org/models/resnet50-0676ba61.pth'
+    with pytest.raises(KeyError, match="torchvision://resnet7: unknown model name 'resnet7'"):
+        resolve_torchvision('torchvision://resnet7')
+
+
 # -- the download cache: verified before it is kept, keyed by the whole URL
 
 @pytest.fixture(scope='module')

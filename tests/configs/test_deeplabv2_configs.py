@@ -53,7 +53,8 @@ def test_recipe(path, num_classes):
     assert backbone.contract_dilation is False
     assert backbone.norm_eval is True and backbone.norm_cfg.requires_grad is False
     assert backbone.init_cfg.type == 'Pretrained'
-    assert backbone.init_cfg.checkpoint.startswith('checkpoints/')  # local, no download
+    # ImageNet by name, as mmseg's configs (tests/configs/test_init_weights_by_name.py)
+    assert backbone.init_cfg.checkpoint == 'torchvision://resnet101'
     assert head.type == 'mmseg_hrplus.DeepLabV2ASPPHead' and head.num_classes == num_classes
     assert tuple(head.dilations) == (6, 12, 18, 24)
     assert 'auxiliary_head' not in cfg.model

@@ -1,51 +1,15 @@
 """torchvision ResNet keys -> DilatedResNet(stem='v1'), on a synthetic torchvision state dict.
 
-torchvision is not installed (and nothing is downloaded): the state dict is generated here from
-torchvision's published ResNet layout (Bottleneck: conv1 1x1, bn1, conv2 3x3, bn2, conv3 1x1,
-bn3, downsample.0 1x1 conv + downsample.1 BN in the first block of each stage; fc 2048->1000).
+torchvision is not installed (and nothing is downloaded): the state dict is generated from
+torchvision's published ResNet layout by tests/helpers/torchvision_resnet.py.
 """
-from collections import OrderedDict
-
 import pytest
 import torch
 
 from mmseg_hrplus.converters import convert_file
 from mmseg_hrplus.converters.torchvision_resnet import convert_torchvision_resnet
 from mmseg_hrplus.models.backbones.dilated_resnet import DilatedResNet
-
-
-def torchvision_resnet_state_dict(blocks=(3, 4, 6, 3), num_classes=1000, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    sd = OrderedDict()
-
-    def conv(name, cout, cin, k):
-        sd[f'{name}.weight'] = torch.randn(cout, cin, k, k, generator=gen)
-
-    def bn(name, c):
-        for suffix in ('weight', 'bias', 'running_mean', 'running_var'):
-            sd[f'{name}.{suffix}'] = torch.randn(c, generator=gen)
-        sd[f'{name}.num_batches_tracked'] = torch.tensor(7)
-
-    conv('conv1', 64, 3, 7)
-    bn('bn1', 64)
-    inplanes = 64
-    for stage, n in enumerate(blocks):
-        planes = 64 * 2**stage
-        for b in range(n):
-            p = f'layer{stage + 1}.{b}'
-            conv(f'{p}.conv1', planes, inplanes, 1)
-            bn(f'{p}.bn1', planes)
-            conv(f'{p}.conv2', planes, planes, 3)
-            bn(f'{p}.bn2', planes)
-            conv(f'{p}.conv3', planes * 4, planes, 1)
-            bn(f'{p}.bn3', planes * 4)
-            if b == 0:
-                conv(f'{p}.downsample.0', planes * 4, inplanes, 1)
-                bn(f'{p}.downsample.1', planes * 4)
-            inplanes = planes * 4
-    sd['fc.weight'] = torch.randn(num_classes, 2048, generator=gen)
-    sd['fc.bias'] = torch.randn(num_classes, generator=gen)
-    return sd
+from tests.helpers.torchvision_resnet import torchvision_resnet_state_dict
 
 
 @pytest.fixture(scope='module')

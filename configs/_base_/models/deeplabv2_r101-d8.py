@@ -7,12 +7,13 @@
 # ResNet-101 models, which were fine-tuned with use_global_stats and a batch of 1 image per
 # forward pass (gradients accumulated over 10).
 #
-# ImageNet initialisation: a torchvision ResNet-101 checkpoint converted to our keys, e.g.
-#   python tools/model_converters/convert.py torchvision-resnet resnet101-63fe2227.pth \
-#       checkpoints/resnet101_torchvision_v1.pth
-# (torchvision's IMAGENET1K_V1 weights, https://download.pytorch.org/models/resnet101-63fe2227.pth).
-# An mmseg ResNet-101 (7x7 stem) checkpoint loads as it is. Set checkpoint=None to start from
-# scratch (this is what the tests do).
+# ImageNet initialisation: torchvision's ResNet-101 (IMAGENET1K_V1), by name as mmseg's configs
+# do: torchvision://resnet101 is https://download.pytorch.org/models/resnet101-63fe2227.pth
+# (mmengine's table; torchvision need not be installed), downloaded once, checked against the
+# hash in its name, cached under <torch hub dir>/checkpoints/mmseg_hrplus/ and read by our safe
+# reader. Its keys are DilatedResNet's (stem='v1') as they are: every backbone weight loads;
+# only the ImageNet classifier fc.* is left unused (docs/init_weights.md). An mmseg ResNet-101
+# (7x7 stem) checkpoint also loads as it is. Set checkpoint=None to start from scratch.
 custom_imports = dict(imports=['mmseg_hrplus'], allow_failed_imports=False)
 
 norm_cfg = dict(type='BN', requires_grad=False)
@@ -35,8 +36,7 @@ model = dict(
         out_indices=(3, ),
         norm_cfg=norm_cfg,
         norm_eval=True,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/resnet101_torchvision_v1.pth')),
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet101')),
     decode_head=dict(
         type='mmseg_hrplus.DeepLabV2ASPPHead',
         in_channels=2048,

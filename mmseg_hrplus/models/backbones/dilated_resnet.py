@@ -7,8 +7,12 @@ the one timm uses: walk the stages, and once the running stride has reached ``ou
 every further stride is folded into the dilation rate.
 
 The blocks and the state-dict layout are mmseg's ``ResNet`` (``stem='v1'``) and ``ResNetV1c``
-(``stem='deep'``): their checkpoints load directly, with the same keys. torchvision checkpoints
-load through :func:`mmseg_hrplus.converters.torchvision_resnet.convert_torchvision_resnet`.
+(``stem='deep'``): their checkpoints load directly, with the same keys. torchvision's ResNet
+checkpoints share the ``stem='v1'`` keys too and load by name
+(``init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet101')``), their ImageNet
+classifier ``fc.*`` unused; the ``torchvision-resnet`` converter
+(:func:`mmseg_hrplus.converters.torchvision_resnet.convert_torchvision_resnet`) writes the same
+weights without it, for a strict load.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
