@@ -58,3 +58,20 @@ def test_emulated_bf16_logits_within_the_bf16_bound(tmp_path):
     assert not any(p.requires_grad for p in bf16.parameters())
     with torch.no_grad():
         assert segmentor(x, mode='tensor').dtype == torch.float32
+
+
+def test_compile_goes_through_the_inductor_path(monkeypatch):
+    """compile=True hands the autocast copy to compile_for_inference (compiling itself is
+    measured by tools/benchmark.py --bf16: ~8 min for this tiny model on a loaded 2-core
+    machine, too slow for a unit test; its logits were 0.067 of the largest off f32)."""
+    import mmseg_hrplus.deploy.bf16 as bf16
+    compiled = []
+    monkeypatch.setattr(bf16, 'compile_for_inference', compiled.append)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    out = bf16_inference(model, emulate=True)
+    assert compiled == [out] and out is not model
+    assert bf16_inference(model, compile=False, emulate=True) is not None and len(compiled) == 1
+    with torch.no_grad():
+        assert out(torch.randn(1, 3, 8, 8)).dtype == torch.float32  # forward under autocast
+    with pytest.raises(ValueError, match=r'compile must be True or False, got 1'):
+        bf16_inference(model, compile=1, emulate=True)
