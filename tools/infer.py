@@ -161,8 +161,9 @@ def run_inference(config: str, checkpoint: str, source: Union[str, Dict[str, Pat
     check_backend_precision(backend, precision, calib)
     calib_paths = None if calib is None else calibration_image_paths(calib)
     if (backend != 'pytorch' or precision != 'f32') and (crf or device != 'cpu'):
-        raise ValueError(f'backend={backend!r} with precision={precision!r} runs on the CPU '
-                         f'without the dense CRF; got device={device!r}, crf={crf}')
+        at = '' if precision == 'f32' else f' with precision={precision!r}'
+        raise ValueError(f'backend={backend!r}{at} runs on the CPU without the dense CRF; got '
+                         f'device={device!r}, crf={crf}')
     inputs = collect_inputs(source) if isinstance(source, str) else source
     if crf:
         from mmengine.config import Config

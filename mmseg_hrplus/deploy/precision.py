@@ -104,13 +104,12 @@ def inference_segmentor(segmentor: nn.Module, backend: str, precision: str, work
     """
     from ..utils.cpu_info import cpu_info
     from .runtime import runtime_segmentor
-    properties: Dict[str, object] = dict(backend=backend, precision=precision,
-                                         isa=cpu_info()['isa'])
+    properties: Dict[str, object] = dict(backend=backend, precision=precision)
     if backend == 'pytorch':
         if precision == 'bf16':
             from .bf16 import bf16_inference
             segmentor = bf16_inference(segmentor, compile=False)
-        return segmentor, properties
+        return segmentor, dict(properties, isa=cpu_info()['isa'])
     calibration = None
     if precision == 'int8':
         from .int8 import calibration_arrays
@@ -120,4 +119,5 @@ def inference_segmentor(segmentor: nn.Module, backend: str, precision: str, work
     properties.update((k, v) for k, v in model.properties.items() if k != 'cpu')
     if precision == 'int8':
         properties['precision'] = f"int8 (compiled hint {model.properties['precision']})"
+    properties.setdefault('isa', cpu_info()['isa'])
     return model, properties

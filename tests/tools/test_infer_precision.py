@@ -10,7 +10,7 @@ import pytest
 from mmseg.apis import init_model
 
 from mmseg_hrplus.apis.inference import segment_images
-from mmseg_hrplus.utils.cpu_info import cpu_flags, has_native_bf16
+from mmseg_hrplus.utils.cpu_info import cpu_flags, cpu_info, has_native_bf16
 from tests.helpers.tools import load_tool
 
 pytestmark = [pytest.mark.torch21, pytest.mark.usefixtures('one_thread')]
@@ -33,7 +33,9 @@ def test_openvino_int8_calibrated_on_a_folder(tiny_run, tmp_path, capsys):
                           str(tmp_path / 'out'), '--backend', 'openvino', '--precision', 'int8',
                           '--calib', str(images)])
     printed = capsys.readouterr().out
-    assert 'backend openvino: precision int8 (compiled hint f32), isa ' in printed
+    assert ('backend openvino: precision int8 (compiled hint f32), threads 1, hint LATENCY'
+            in printed)
+    assert f"isa {cpu_info()['isa']}" in printed
     convs = re.search(r'int8_convolutions (\d+) of (\d+)', printed).groups()
     assert convs[0] == convs[1] and int(convs[0]) > 40, printed  # every conv runs int8
     # the tiny random model's labels (classifier std 10: wide margins) stay close to f32's;
