@@ -142,3 +142,22 @@ def calibration_arrays(segmentor: nn.Module, image_paths: Sequence[PathLike],
                 inputs = F.interpolate(inputs, size=size, mode='bilinear', align_corners=False)
             arrays.append(np.ascontiguousarray(inputs.numpy(), dtype=np.float32))
     return arrays
+
+
+def write_int8_ir(onnx_path: PathLike, xml_path: PathLike, calibration: Iterable[np.ndarray],
+                  subset_size: Optional[int] = None, preset: str = 'performance') -> str:
+    """Read our ONNX export (``onnx_path``), quantize it with :func:`quantize_openvino` on
+    ``calibration`` and write the int8 IR to ``xml_path`` (and the ``.bin`` beside it).
+
+    Returns:
+        ``str(xml_path)``.
+
+    Raises:
+        ValueError: a bad calibration set, ``subset_size`` or ``preset`` (before the ONNX file
+            is read), or an ``xml_path`` not ending in '.xml'.
+    """
+    from .openvino import convert_onnx, save_ir
+    arrays = check_calibration(calibration)
+    check_choice('preset', preset, PRESETS)
+    return save_ir(quantize_openvino(convert_onnx(onnx_path), arrays, subset_size, preset),
+                   xml_path)
