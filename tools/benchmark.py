@@ -35,6 +35,12 @@ What it does:
    with OpenVINO (the ONNX export converted, compiled with ``--threads`` inference threads,
    precision f32 and hint LATENCY set explicitly: :mod:`mmseg_hrplus.deploy.openvino`), and
    reports the precision, threads and hint the compiled model reads back;
+   ``--openvino-precision`` (repeatable: f32, bf16, int8) times OpenVINO at each precision
+   given (rows ``openvino``, ``openvino_bf16``, ``openvino_int8``; int8 calibrated on a few
+   random arrays: right for speed, not for accuracy; bf16 only on CPUs with native bf16), each
+   reporting the precision read back and how many convolutions run int8; ``--bf16`` times ours
+   optimised, under bf16 autocast and compiled (:func:`mmseg_hrplus.deploy.bf16.bf16_inference`,
+   row ``ours_bf16_compiled``; CPUs with native bf16 only);
 6. with ``--with-cp-memory``, the peak memory of a training step with and without
    ``model.backbone.with_cp=True``, each in its own process (``python -m
    mmseg_hrplus.benchmark.memory``: the RSS high-water mark is process-wide): the peak RSS
@@ -67,7 +73,9 @@ from mmseg_hrplus.benchmark.steps import infer_fn, make_batch, train_step_fn
 from mmseg_hrplus.benchmark.timing import interleaved_times, summarise
 from mmseg_hrplus.benchmark.weights import calibrate_bn, share_weights
 from mmseg_hrplus.deploy.inductor import inductor_cache_counts, inductor_cache_dir
+from mmseg_hrplus.deploy.bf16 import bf16_inference
 from mmseg_hrplus.deploy.optimize import optimize_for_inference
+from mmseg_hrplus.deploy.precision import PRECISIONS, check_backend_precision
 from mmseg_hrplus.models.layers import clear_winograd_decisions, winograd_decision_records
 from mmseg_hrplus.utils.cpu_info import cpu_info
 
@@ -104,6 +112,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--repeats', type=int, default=5, help='timed inference rounds')
     for flag, help_text in SWITCHES:
         parser.add_argument(flag, action='store_true', help=help_text)
+    parser.add_argument('--openvino-precision', action='append', choices=PRECISIONS,
+                        help='time OpenVINO at this precision (repeatable; implies --openvino; '
+                        'int8 calibrated on random arrays, for speed only)')
+    parser.add_argument('--bf16', action='store_true',
+                        help='also time ours optimised under bf16 autocast, compiled (CPUs '
+                        'with native bf16)')
     parser.add_argument('--factorize-head', choices=FACTORIZE_CHOICES, default='auto',
                         help="head factorisation of the optimised model; 'both' times the "
                         'two forms')
@@ -125,8 +139,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.onnxruntime and args.device != 'cpu':
         parser.error(f"--onnxruntime runs on the CPU: it needs --device cpu, got "
                      f"{args.device!r}")
+    if args.openvino_precision:
+        args.openvino = True
+    args.openvino_precisions = list(dict.fromkeys(args.openvino_precision or ['f32']))
     if args.openvino and args.device != 'cpu':
         parser.error(f"--openvino runs on the CPU: it needs --device cpu, got {args.device!r}")
+    if args.bf16 and args.device != 'cpu':
+        parser.error(f"--bf16 runs on the CPU: it needs --device cpu, got {args.device!r}")
+    try:  # bf16 on a CPU without it: refused before anything is built
+        if args.bf16:
+            check_backend_precision('pytorch', 'bf16')
+        if args.openvino and 'bf16' in args.openvino_precisions:
+            check_backend_precision('openvino', 'bf16')
+    except ValueError as err:
+        parser.error(str(err))
     if args.train_repeats is None:
         args.train_repeats = args.repeats
     return args
@@ -163,6 +189,8 @@ def _inference_models(args: argparse.Namespace, ours: nn.Module, ref: Optional[n
                                                                    example_input=inputs)
     if args.compile:
         models['ours_optimized_compiled'] = optimize_for_inference(ours, compile=True)
+    if args.bf16:
+        models['ours_bf16_compiled'] = bf16_inference(optimize_for_inference(ours))
     if ref is not None:
         models['reference'] = ref
         if args.optimize_reference:
@@ -183,12 +211,15 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
         onnx_source = 'ours_optimized' if 'ours_optimized' in models else 'ours'
         fns['onnxruntime'], prepare_s = onnxruntime_infer_fn(
             models[onnx_source], inputs, args.threads or torch.get_num_threads())
-    ov_properties = None
+    ov_runs = {}  # row name -> (precision, export + compile seconds, properties)
     if args.openvino:
         from mmseg_hrplus.benchmark.openvino_peer import openvino_infer_fn
         onnx_source = 'ours_optimized' if 'ours_optimized' in models else 'ours'
-        fns['openvino'], ov_prepare_s, ov_properties = openvino_infer_fn(
-            models[onnx_source], inputs, args.threads or torch.get_num_threads())
+        for precision in args.openvino_precisions:
+            row = 'openvino' + ('' if precision == 'f32' else f'_{precision}')
+            fns[row], prepare, properties = openvino_infer_fn(
+                models[onnx_source], inputs, args.threads or torch.get_num_threads(), precision)
+            ov_runs[row] = (precision, prepare, properties)
     logits, first_call_s, compile_cache = {}, {}, None
     for name, fn in fns.items():  # the first call of a compiled model compiles it
         cache_before = inductor_cache_counts()
@@ -215,11 +246,13 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
             version=onnxruntime.__version__, exported=onnx_source, export_and_load_s=prepare_s,
             max_abs_diff_vs_exported=float((logits['onnxruntime'] - logits[onnx_source])
                                            .abs().max()))
-    if args.openvino:
-        inference['openvino'] = dict(
-            ov_properties, exported=onnx_source, export_and_load_s=ov_prepare_s,
-            max_abs_diff_vs_exported=float((logits['openvino'] - logits[onnx_source])
-                                           .abs().max()))
+    for row, (precision, prepare, properties) in ov_runs.items():
+        inference[row] = dict(
+            properties, requested=precision, exported=onnx_source, export_and_load_s=prepare,
+            max_abs_diff_vs_exported=float((logits[row] - logits[onnx_source]).abs().max()))
+    if args.bf16:
+        inference['ours_bf16_compiled_precision'] = dict(
+            precision='bf16 (autocast: convs in bf16, logits f32)', isa=cpu_info()['isa'])
     if args.winograd:
         inference['winograd_decisions'] = winograd_decision_records()
         for d in inference['winograd_decisions']:
@@ -239,12 +272,15 @@ def run_inference(args: argparse.Namespace, ours: nn.Module, ref: Optional[nn.Mo
         ort_report = inference['onnxruntime']
         print(f'  onnxruntime {ort_report["version"]} (export + session {prepare_s:.1f} s) vs '
               f'{onnx_source}: max|diff| {ort_report["max_abs_diff_vs_exported"]:.2e}')
-    if args.openvino:
+    for row, (precision, prepare, properties) in ov_runs.items():
         from mmseg_hrplus.deploy.openvino import describe_properties
-        ov_report = inference['openvino']
-        print(f'  {describe_properties(ov_properties)} (export + compile '
-              f'{ov_prepare_s:.1f} s) vs {onnx_source}: max|diff| '
-              f'{ov_report["max_abs_diff_vs_exported"]:.2e}')
+        print(f'  {"" if row == "openvino" else row + " (" + precision + "): "}'
+              f'{describe_properties(properties)} (export + compile {prepare:.1f} s) vs '
+              f'{onnx_source}: max|diff| {inference[row]["max_abs_diff_vs_exported"]:.2e}')
+    if args.bf16:
+        print(f'  ours_bf16_compiled: {inference["ours_bf16_compiled_precision"]["precision"]} '
+              f'({inference["ours_bf16_compiled_precision"]["isa"]} CPU), first call '
+              f'(compiles) {first_call_s["ours_bf16_compiled"]:.1f} s')
     return inference
 
 

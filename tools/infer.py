@@ -2,6 +2,7 @@
 
     python tools/infer.py CONFIG CHECKPOINT INPUT [--out-dir DIR] [--device cpu] [--opacity 0.5]
         [--batch-size 4] [--save-labels] [--crf] [--backend {pytorch,onnxruntime,openvino}]
+        [--precision {f32,bf16,int8}] [--calib DIR_OR_LIST]
 
 INPUT is an image or video file, a folder (every image and video in it and its subfolders,
 sorted), or a list file (``.txt``, ``.lst`` or ``.list``: one path per line; relative paths are
@@ -28,6 +29,12 @@ the labels are those of one frame at a time, up to float rounding at near-ties) 
 ``<name>`` is the input's path relative to the folder (folder input) or its file name, without
 the extension. Progress is shown: a bar for more than one input, and a frames-per-second line
 per video on stderr (a line per tenth of the video when stderr is not a terminal).
+
+``--precision`` (:mod:`mmseg_hrplus.deploy.precision`): f32 (default) on every backend; bf16
+with pytorch (autocast) or openvino (its precision hint), on CPUs with native bf16 only; int8
+with openvino, quantized on the images of ``--calib`` (a folder or a list file, run through
+the config's test pipeline). Other combinations are refused before the model is loaded, and
+the precision run and the CPU's ISA are printed.
 
 Bad input gets one line naming the file and why, and the run goes on with the other inputs,
 lists the failures at the end and exits with status 1: an image or video that cannot be read
@@ -126,7 +133,8 @@ def _segment_image(model, palette, opacity: float, image_path: Path, name: str,
 def run_inference(config: str, checkpoint: str, source: Union[str, Dict[str, Path]],
                   out_dir: str, device: str = 'cpu', opacity: float = 0.5, crf: bool = False,
                   failures: Optional[List[Dict[str, str]]] = None, batch_size: int = 4,
-                  save_labels: bool = False, backend: str = 'pytorch') -> List[Dict[str, str]]:
+                  save_labels: bool = False, backend: str = 'pytorch', precision: str = 'f32',
+                  calib: Optional[str] = None) -> List[Dict[str, str]]:
     """Segment every image and video of ``source`` (a path, or :func:`collect_inputs`' result).
 
     Returns one dict per input done: ``dict(image, label, overlay)`` with the files written for
@@ -134,7 +142,8 @@ def run_inference(config: str, checkpoint: str, source: Union[str, Dict[str, Pat
     frame PNGs, or None without ``save_labels``). ``crf``: refine with the dense CRF
     (``pip install -e .[crf]``). ``batch_size``: video frames per forward pass. ``backend``:
     'pytorch', or a runtime of :data:`mmseg_hrplus.deploy.runtime.RUNTIME_BACKENDS` (CPU only,
-    without ``crf``; see the module notes).
+    without ``crf``; see the module notes). ``precision`` and ``calib`` (int8's calibration
+    images): :func:`mmseg_hrplus.deploy.precision.check_backend_precision`.
     An input that cannot be read, is too small or of an unknown format is skipped and appended
     to ``failures`` as ``dict(image, reason)`` (a one-line reason naming the file), as is a
     video that stops decoding mid-way (after its decoded frames are written); the others are
@@ -145,14 +154,15 @@ def run_inference(config: str, checkpoint: str, source: Union[str, Dict[str, Pat
 
     from mmseg_hrplus.apis.overlay import check_opacity
     from mmseg_hrplus.apis.video import check_batch_size
-    from mmseg_hrplus.deploy.runtime import RUNTIME_BACKENDS
-    from mmseg_hrplus.utils.validation import check_choice
+    from mmseg_hrplus.deploy.precision import calibration_image_paths, check_backend_precision
 
     check_batch_size(batch_size)
     check_opacity(opacity)
-    check_choice('backend', backend, ('pytorch', ) + RUNTIME_BACKENDS)
-    if backend != 'pytorch' and (crf or device != 'cpu'):
-        raise ValueError(f'backend={backend!r} runs on the CPU without the dense CRF; got '
+    check_backend_precision(backend, precision, calib)
+    calib_paths = None if calib is None else calibration_image_paths(calib)
+    if (backend != 'pytorch' or precision != 'f32') and (crf or device != 'cpu'):
+        at = '' if precision == 'f32' else f' with precision={precision!r}'
+        raise ValueError(f'backend={backend!r}{at} runs on the CPU without the dense CRF; got '
                          f'device={device!r}, crf={crf}')
     inputs = collect_inputs(source) if isinstance(source, str) else source
     if crf:
@@ -166,12 +176,12 @@ def run_inference(config: str, checkpoint: str, source: Union[str, Dict[str, Pat
         raise ValueError(f'num_classes={model.decode_head.num_classes}: label PNGs are uint8 '
                          '(at most 256 classes)')
     with tempfile.TemporaryDirectory(prefix='hrplus_infer_') as export_dir:
-        if backend != 'pytorch':
-            from mmseg_hrplus.deploy.runtime import runtime_segmentor
-            model = runtime_segmentor(model, backend, export_dir)
-            print(f'backend {backend}: ' + ', '.join(f'{k} {v}' for k, v in
-                                                     model.properties.items()
-                                                     if k != 'cpu'))
+        if backend != 'pytorch' or precision != 'f32':
+            from mmseg_hrplus.deploy.precision import inference_segmentor
+            model, properties = inference_segmentor(model, backend, precision, export_dir,
+                                                    calib_paths)
+            print(f'backend {backend}: ' + ', '.join(f'{k} {v}' for k, v in properties.items()
+                                                     if k != 'backend'))
         return _run_inputs(model, inputs, out_dir, opacity, failures, batch_size, save_labels)
 
 
@@ -233,8 +243,18 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, str]]:
     parser.add_argument('--backend', choices=('pytorch', 'onnxruntime', 'openvino'),
                         default='pytorch',
                         help='run the network in PyTorch (default), or export it on the fly '
-                             'and run it in onnxruntime or OpenVINO (f32, CPU)')
+                             'and run it in onnxruntime or OpenVINO (CPU; see --precision)')
+    parser.add_argument('--precision', choices=('f32', 'bf16', 'int8'), default='f32',
+                        help='f32 (default); bf16 (pytorch or openvino, CPUs with native '
+                             'bf16); int8 (openvino, needs --calib)')
+    parser.add_argument('--calib', metavar='DIR_OR_LIST',
+                        help='calibration images for --precision int8: a folder or a list file')
     args = parser.parse_args(argv)
+    try:  # refused combinations: before anything is loaded
+        from mmseg_hrplus.deploy.precision import check_backend_precision
+        check_backend_precision(args.backend, args.precision, args.calib)
+    except ValueError as err:
+        parser.error(str(err))
     if args.batch_size < 1:
         parser.error(f'--batch-size {args.batch_size}: must be at least 1')
     try:
@@ -245,7 +265,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, str]]:
     failures: List[Dict[str, str]] = []
     written = run_inference(args.config, args.checkpoint, inputs, args.out_dir, args.device,
                             args.opacity, args.crf, failures, args.batch_size, args.save_labels,
-                            args.backend)
+                            args.backend, args.precision, args.calib)
     images = sum('image' in entry for entry in written)
     print(f'{images} image(s), {len(written) - images} video(s): labels in '
           f'{osp.join(args.out_dir, "labels")}, overlays in {osp.join(args.out_dir, "overlays")}')

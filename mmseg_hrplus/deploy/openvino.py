@@ -17,14 +17,15 @@ Needs the optional extra ``openvino`` (``pip install -r requirements/openvino.tx
   :func:`~mmseg_hrplus.deploy.onnx_export.verify_onnx` does for onnxruntime.
 """
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from ..utils.cpu_info import BF16_FLAGS, cpu_flags, cpu_info, has_native_bf16
+from ..utils.cpu_info import cpu_flags, cpu_info
 from ..utils.validation import check_choice, check_int
+from .bf16 import bf16_refusal
 from .onnx_export import Shape, compare_with_pytorch
 
 #: Precision hints accepted by :func:`compile_model`.
@@ -47,11 +48,24 @@ def convert_onnx(onnx_path: PathLike, xml_path: Optional[PathLike] = None):
 
     model = ov.convert_model(str(onnx_path))
     if xml_path is not None:
-        if Path(xml_path).suffix != '.xml':
-            raise ValueError(f"xml_path={str(xml_path)!r} must end in '.xml' (the weights go "
-                             "to the '.bin' beside it)")
-        ov.save_model(model, str(xml_path), compress_to_fp16=False)
+        save_ir(model, xml_path)
     return model
+
+
+def save_ir(model, xml_path: PathLike) -> str:
+    """Write ``model`` (an ``openvino.Model``, float32 or int8-quantized) as IR: ``xml_path``
+    and the weights in the ``.bin`` beside it, uncompressed. Returns ``str(xml_path)``.
+
+    Raises:
+        ValueError: ``xml_path`` does not end in '.xml'.
+    """
+    import openvino as ov
+
+    if Path(xml_path).suffix != '.xml':
+        raise ValueError(f"xml_path={str(xml_path)!r} must end in '.xml' (the weights go "
+                         "to the '.bin' beside it)")
+    ov.save_model(model, str(xml_path), compress_to_fp16=False)
+    return str(xml_path)
 
 
 def check_precision(precision: str, flags: Optional[set] = None) -> str:
@@ -60,10 +74,9 @@ def check_precision(precision: str, flags: Optional[set] = None) -> str:
     allowed on this CPU."""
     check_choice('precision', precision, PRECISIONS)
     flags = cpu_flags() if flags is None else flags
-    if precision == 'bf16' and not has_native_bf16(flags):
-        raise ValueError(f"precision='bf16' needs a CPU with native bf16 (flags "
-                         f"{' or '.join(BF16_FLAGS)}); this CPU ({cpu_info()['isa']}) has "
-                         f"neither; allowed values here: 'f32'")
+    refusal = bf16_refusal(flags) if precision == 'bf16' else None
+    if refusal is not None:
+        raise ValueError(f"{refusal}; allowed values here: 'f32'")
     return precision
 
 
@@ -112,16 +125,31 @@ def compiled_properties(compiled) -> Dict[str, object]:
     import openvino.properties.hint as hints
 
     info = cpu_info()
+    int8, convolutions = int8_convolutions(compiled)
     return dict(precision=compiled.get_property(hints.inference_precision).get_type_name(),
                 threads=int(compiled.get_property(props.inference_num_threads)),
                 hint=str(compiled.get_property(hints.performance_mode)).split('.')[-1],
-                openvino=ov.__version__.split('-')[0], isa=info['isa'], cpu=info['summary'])
+                openvino=ov.__version__.split('-')[0], isa=info['isa'], cpu=info['summary'],
+                int8_convolutions=f'{int8} of {convolutions}')
+
+
+def int8_convolutions(compiled) -> Tuple[int, int]:
+    """(convolutions the compiled model runs in int8, all its convolutions), read from the
+    runtime graph (each executed layer's ``layerType`` and ``runtimePrecision``): how much of
+    an int8-quantized model really runs int8; ``(0, n)`` for a float model."""
+    layers = [op.get_rt_info() for op in compiled.get_runtime_model().get_ops()]
+    convolutions = [info['runtimePrecision'].astype(str) for info in layers
+                    if info['layerType'].astype(str) == 'Convolution']
+    return sum(p in ('u8', 'i8') for p in convolutions), len(convolutions)
 
 
 def describe_properties(properties: Dict[str, object]) -> str:
-    """One line: ``'OpenVINO 2026.4.1: precision f32, 2 threads, hint LATENCY (AVX2 CPU)'``."""
+    """One line: ``'OpenVINO 2026.4.1: precision f32, 2 threads, hint LATENCY (AVX2 CPU)'``,
+    with ``', int8 convolutions 54 of 54'`` after the hint for an int8-quantized model."""
+    int8 = properties.get('int8_convolutions', '0 of 0')
     return (f"OpenVINO {properties['openvino']}: precision {properties['precision']}, "
-            f"{properties['threads']} threads, hint {properties['hint']} "
+            f"{properties['threads']} threads, hint {properties['hint']}"
+            f"{'' if int8.startswith('0 of') else ', int8 convolutions ' + int8} "
             f"({properties['isa']} CPU)")
 
 

@@ -285,6 +285,12 @@ def optimize_for_inference(model: nn.Module,
     Returns:
         The rewritten model (a new object unless ``inplace``), in eval mode, with
         ``requires_grad=False`` on every parameter. Do not train it.
+
+    Raises:
+        ValueError: a ``factorize_head`` outside :data:`FACTORIZE_HEAD_CHOICES`, a bad
+            ``winograd`` (:func:`winograd_settings`), both before the model is copied; with
+            ``factorize_head=True``, a head whose stream channels cannot be told (no
+            ``out_specs`` on the backbone, or a neck, and no ``example_input``).
     """
     check_choice('factorize_head', factorize_head, FACTORIZE_HEAD_CHOICES)
     winograd = winograd_settings(winograd)

@@ -87,7 +87,8 @@ class RuntimeSegmentor:
 
 def runtime_segmentor(segmentor: nn.Module, backend: str, work_dir: str,
                       threads: Optional[int] = None, precision: str = 'f32',
-                      hint: str = 'LATENCY') -> RuntimeSegmentor:
+                      hint: str = 'LATENCY',
+                      calibration: Optional[List[np.ndarray]] = None) -> RuntimeSegmentor:
     """Export ``segmentor``'s network into ``work_dir`` (``model.onnx``, and ``model.xml`` /
     ``.bin`` for OpenVINO) and load it into ``backend``.
 
@@ -96,14 +97,22 @@ def runtime_segmentor(segmentor: nn.Module, backend: str, work_dir: str,
         backend: one of :data:`RUNTIME_BACKENDS`.
         work_dir: an existing folder for the exported files.
         threads: intra-op threads of the runtime (default ``torch.get_num_threads()``).
-        precision, hint: OpenVINO's precision and performance hints
+        precision, hint: OpenVINO's precision ('f32', 'bf16' on CPUs with native bf16, or
+            'int8': the model quantized on ``calibration`` by
+            :func:`mmseg_hrplus.deploy.int8.quantize_openvino`, saved as ``model.xml`` and
+            compiled with the f32 hint) and performance hint
             (:func:`mmseg_hrplus.deploy.openvino.compile_model`); onnxruntime runs f32.
+        calibration: for 'int8', the float32 ``(N, 3, H, W)`` arrays
+            (:func:`mmseg_hrplus.deploy.int8.calibration_arrays`).
 
     Raises:
         ValueError: a bad ``backend`` (naming the allowed values), or a segmentor
             :class:`RuntimeSegmentor` does not support.
     """
     check_choice('backend', backend, RUNTIME_BACKENDS)
+    if precision == 'int8' and backend == 'openvino':
+        from .int8 import check_calibration
+        calibration = check_calibration(calibration or [])
     threads = torch.get_num_threads() if threads is None else threads
     segmentor = segmentor.eval()
     check_supported(segmentor, backend)  # before the export
@@ -117,8 +126,12 @@ def runtime_segmentor(segmentor: nn.Module, backend: str, work_dir: str,
         return RuntimeSegmentor(
             segmentor, lambda img: session.run(['logits'], {'input': img})[0], backend,
             dict(onnxruntime=ort.__version__, threads=threads, precision='f32'))
-    from .openvino import compile_model, compiled_properties, convert_onnx, runner
+    from .openvino import compile_model, compiled_properties, convert_onnx, runner, save_ir
     xml = os.path.join(work_dir, 'model.xml')
-    convert_onnx(onnx_path, xml)
+    model = convert_onnx(onnx_path)
+    if precision == 'int8':
+        from .int8 import quantize_openvino
+        model, precision = quantize_openvino(model, calibration), 'f32'
+    save_ir(model, xml)
     compiled = compile_model(xml, threads=threads, precision=precision, hint=hint)
     return RuntimeSegmentor(segmentor, runner(compiled), backend, compiled_properties(compiled))

@@ -29,6 +29,14 @@ OpenVINO IR next to the .onnx (``out.xml`` + ``out.bin``, float32, from the .onn
 :mod:`mmseg_hrplus.deploy.openvino`), and ``--verify`` also runs it in OpenVINO on the CPU,
 compiled with explicit properties (``--ov-threads``, precision f32, hint LATENCY), within the
 same bound as onnxruntime; the precision, threads and hint OpenVINO reports are printed.
+
+``--openvino --precision int8 --calib DIR_OR_LIST`` also writes ``out.int8.xml`` (+ ``.bin``):
+the IR quantized by NNCF post-training quantization (:mod:`mmseg_hrplus.deploy.int8`), calibrated
+on the images of ``--calib`` (a folder or a list file) run through the config's test pipeline
+and data preprocessor. Compile it with the f32 precision hint (the convolutions run int8).
+``--verify`` then also reports the int8 IR's difference from PyTorch and how many convolutions
+run int8, without holding it to the f32 bound (its accuracy is measured on a trained model
+and real images: tools/analysis_tools/deploy_accuracy.py).
 """
 import argparse
 from pathlib import Path
@@ -119,7 +127,21 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
                              'check it in OpenVINO (f32) too')
     parser.add_argument('--ov-threads', type=int, default=None,
                         help='OpenVINO inference threads for --verify (default: torch\'s)')
+    parser.add_argument('--precision', choices=('f32', 'int8'), default='f32',
+                        help='int8: also write OUT.int8.xml, quantized on --calib (needs '
+                             '--openvino); bf16 is a compile-time hint, not an IR')
+    parser.add_argument('--calib', metavar='DIR_OR_LIST',
+                        help='calibration images for --precision int8: a folder or a list file')
     args = parser.parse_args(argv)
+    if args.precision == 'int8' and not args.openvino:
+        parser.error('--precision int8 writes OpenVINO IR: it needs --openvino')
+    try:
+        from mmseg_hrplus.deploy.precision import (calibration_image_paths,
+                                                   check_backend_precision)
+        check_backend_precision('openvino', args.precision, args.calib)
+        calib_paths = None if args.calib is None else calibration_image_paths(args.calib)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
 
     checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
     segmentor = build_segmentor(args.config, checkpoint)
@@ -131,6 +153,14 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         xml = str(Path(args.out).with_suffix('.xml'))
         convert_onnx(args.out, xml)
         print(f'wrote {xml} and {Path(xml).with_suffix(".bin")} (OpenVINO IR, float32)')
+    int8_xml = None
+    if calib_paths is not None:
+        from mmseg_hrplus.deploy.int8 import calibration_arrays, write_int8_ir
+        segmentor.cfg = Config.fromfile(args.config)  # its test pipeline, for the calibration
+        int8_xml = write_int8_ir(args.out, Path(args.out).with_suffix('.int8.xml'),
+                                 calibration_arrays(segmentor, calib_paths))
+        print(f'wrote {int8_xml} (OpenVINO IR, int8: calibrated on {len(calib_paths)} '
+              f'image(s) of {args.calib})')
     if not args.verify:
         return []
     shapes = default_verify_shapes(tuple(args.shape))
@@ -145,6 +175,14 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         for r in ov_report:
             r['backend'] = 'openvino'
         report += ov_report
+    if int8_xml is not None:
+        from mmseg_hrplus.deploy.openvino import describe_properties, verify_openvino
+        int8_report = verify_openvino(segmentor, int8_xml, shapes, threads=args.ov_threads)
+        print(describe_properties(int8_report[0]['properties']))
+        for r in int8_report:
+            print(f"{r['shape'][0]}x{r['shape'][1]}: max |int8 - torch| = "
+                  f"{r['max_abs_diff']:.3g} (max |logit| {r['max_abs_logit']:.3g}; int8 is not "
+                  'held to the f32 bound)')
     failed = False
     for r in report:
         bound = args.atol + args.rtol * r['max_abs_logit']
