@@ -9,7 +9,8 @@ for each command:
   repository it imports (checked statically, in the sources: no tool is run);
 * ``make target`` names a Makefile target;
 * every ``configs/...py`` path exists (except a user project's own, named ``my_*.py`` in the
-  docs, and the test files of ``tests/configs/``), and every ``mmseg::``/``mmdet::`` config is in the installed package;
+  docs, and the test files of ``tests/configs/``), and every ``mmseg::``/``mmdet::`` config
+  is in the installed package;
 
 and every ``'mmseg_hrplus.Name'`` in the docs' text is a registered component. The page of
 earlier, hand-recorded measurements is left out: it quotes the commands of older commits.
