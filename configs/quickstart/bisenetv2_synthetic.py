@@ -18,17 +18,10 @@ data_root = 'data/demo'
 crop_size = (128, 256)
 model = dict(data_preprocessor=dict(size=crop_size))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
+# the synthetic images are used at their size (no resize): load, [flip,] pack
+load_steps = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
+train_pipeline = load_steps + [dict(type='RandomFlip', prob=0.5), dict(type='PackSegInputs')]
+test_pipeline = load_steps + [dict(type='PackSegInputs')]
 train_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False,
     dataset=dict(data_root=data_root, pipeline=train_pipeline,
