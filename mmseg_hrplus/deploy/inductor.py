@@ -42,11 +42,12 @@ def compile_for_inference(model: nn.Module) -> None:
         model.compile(options=INDUCTOR_OPTIONS)
         return
     backbone.compile(options=INDUCTOR_OPTIONS)
-    for head in _decode_heads(model):
+    for head in decode_heads(model):
         head.forward = torch.compile(head.forward, options=INDUCTOR_OPTIONS)
 
 
-def _decode_heads(model: nn.Module) -> List[nn.Module]:
+def decode_heads(model: nn.Module) -> List[nn.Module]:
+    """``model.decode_head`` as a list (mmseg's cascade segmentors hold a ``ModuleList``)."""
     heads = getattr(model, 'decode_head', None)
     if heads is None:
         return []

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..utils.cpu_info import BF16_FLAGS, cpu_flags, cpu_info, has_native_bf16
+from ..utils.cpu_info import cpu_flags, cpu_info
 from ..utils.validation import check_choice, check_int
+from .bf16 import bf16_refusal
 from .onnx_export import Shape, compare_with_pytorch
 
 #: Precision hints accepted by :func:`compile_model`.
@@ -60,10 +61,9 @@ def check_precision(precision: str, flags: Optional[set] = None) -> str:
     allowed on this CPU."""
     check_choice('precision', precision, PRECISIONS)
     flags = cpu_flags() if flags is None else flags
-    if precision == 'bf16' and not has_native_bf16(flags):
-        raise ValueError(f"precision='bf16' needs a CPU with native bf16 (flags "
-                         f"{' or '.join(BF16_FLAGS)}); this CPU ({cpu_info()['isa']}) has "
-                         f"neither; allowed values here: 'f32'")
+    refusal = bf16_refusal(flags) if precision == 'bf16' else None
+    if refusal is not None:
+        raise ValueError(f"{refusal}; allowed values here: 'f32'")
     return precision
 
 

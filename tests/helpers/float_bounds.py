@@ -134,3 +134,25 @@ def assert_close_relative(actual: Values, expected: Values, rel: float,
     diff = max((float(np.abs(a - e).max()) if a.size else 0.0 for a, e in pairs), default=0.0)
     scale = max((float(np.abs(e).max()) if e.size else 0.0 for _, e in pairs), default=0.0)
     return check_relative(diff, scale, rel, what)
+
+
+# bfloat16 against float32. bf16 keeps float32's exponent and 8 significant bits (7 stored), so
+# its spacing at 1 is BFLOAT16_EPS = 2**-7 = 7.8e-3, 65536x float32's: float32's own rounding
+# is negligible beside it and only the bf16 side counts. One rounding errs by
+# BFLOAT16_EPS / sqrt(12) rms. Under CPU autocast (mmseg_hrplus/deploy/bf16.py) a conv reads its
+# input and its weights rounded to bf16 (each relative error averages over the dot product to
+# about one rounding of the output's scale) and writes a bf16 output; the BN, the residual add or
+# the fusion sum after it round again: about 4 roundings per layer, 30 layers from input to
+# logit (as DEEP) -> sqrt(4 * 30 / 12) = 3.2 roundings rms, 0.025 of the logits' scale, and the
+# largest difference and largest value are both ~4 rms out. Times MARGIN: 0.25.
+BFLOAT16_EPS = float(torch.finfo(torch.bfloat16).eps)  # 2**-7
+
+
+def bfloat16_bound(roundings_per_layer: int, depth: int, margin: float = MARGIN) -> float:
+    """``BFLOAT16_EPS * sqrt(roundings_per_layer * depth / 12) * margin``: a relative bound for
+    a network computed in bf16 against float32 (one side rounding, see the notes above)."""
+    return BFLOAT16_EPS * math.sqrt(roundings_per_layer * depth / 12) * margin
+
+
+#: A whole segmentor under bf16 autocast against float32 (see the notes above): 0.25.
+BF16_DEEP = bfloat16_bound(4, depth=30)
