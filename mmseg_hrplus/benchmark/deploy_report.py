@@ -157,5 +157,5 @@ def report_rows(names: Sequence[str], built: Mapping, not_run: Mapping[str, str]
             mIoU_diff=round(scores['mIoU'] - reference, 2), agreement=scores['agreement'],
             max_rel_logit_diff=scores['max_rel_logit_diff'], metrics=scores['metrics'],
             speed=speed.get(name),
-            fps_speed={shape: speeds[name] for shape, speeds in fps_speeds.items()}))
+            fps_speed={shape: speeds.get(name) for shape, speeds in fps_speeds.items()}))
     return rows
