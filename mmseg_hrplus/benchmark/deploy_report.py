@@ -114,7 +114,7 @@ def section_body(report: Dict) -> str:
         '',
         f"Checkpoint `{report['checkpoint']}`; {report['images']} images of `{report['data']}`"
         f" ({report['split']}); int8 calibrated on {report['calibration']}.",
-        f"CPU: {report['cpu']}; {report['threads']} threads; load average "
+        f"CPU: {report['cpu']} (every path runs {report['threads']} threads); load average "
         f"{report['load_start']:.1f} at the start, {report['load_end']:.1f} at the end"
         f"{' (timed under load: other processes shared the cores)' if report['loaded'] else ''}"
         f"; {report['repeats']} interleaved timing rounds.",
