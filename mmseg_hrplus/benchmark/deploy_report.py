@@ -57,10 +57,10 @@ def _number(value: Optional[float], fmt: str) -> str:
 
 
 def _speed(speed: Optional[dict], emulated: bool) -> List[str]:
-    if speed is None:
-        return ['-', '-']
     if emulated:
         return ['emulated, not meaningful'] * 2
+    if speed is None:
+        return ['-', '-']
     return [f"{speed['speedup'][0]:.2f}x / {speed['speedup'][1]:.2f}x", f"{speed['fps']:.2f}"]
 
 
