@@ -128,7 +128,7 @@ def section_body(report: Dict) -> str:
     ]
     if report.get('fps_shapes'):
         lines += ['', 'Frames per second (batch 1; median = 1 / median seconds, best = 1 / min '
-                  'seconds), same rounds:', '',
+                  'seconds), from interleaved rounds of their own at each size:', '',
                   *fps_table(report['rows'], report['fps_shapes'])]
     notes = report.get('notes') or []
     if notes:
