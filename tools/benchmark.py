@@ -66,8 +66,8 @@ import torch.nn as nn
 
 import mmseg_hrplus  # noqa: F401  (registers our models, the CPU DDP wrapper)
 from mmseg_hrplus.benchmark.build import WINOGRAD_CONV_CFG, build_model
-from mmseg_hrplus.benchmark.markdown import (git_commit, render_benchmark, replace_section,
-                                             section_key)
+from mmseg_hrplus.benchmark.markdown import (git_commit, render_benchmark, section_key,
+                                             write_section)
 from mmseg_hrplus.benchmark.memory import peak_rss_mb, run_memory_probe
 from mmseg_hrplus.benchmark.steps import infer_fn, make_batch, train_step_fn
 from mmseg_hrplus.benchmark.timing import interleaved_times, summarise
@@ -370,7 +370,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         print(f'wrote {args.json}')
     if args.markdown:
         argv_used = list(argv if argv is not None else sys.argv[1:])
-        replace_section(Path(args.markdown), section_key(['tools/benchmark.py'] + argv_used),
+        write_section(Path(args.markdown), section_key(['tools/benchmark.py'] + argv_used),
                         render_benchmark(report, commit=git_commit(REPO)))
         print(f'wrote its section of {args.markdown}')
     return report

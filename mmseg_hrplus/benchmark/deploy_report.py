@@ -9,45 +9,18 @@ A section is delimited by two HTML comments, invisible on the rendered page::
     <!-- end deploy_accuracy: configs/quickstart/bisenetv2_synthetic.py -->
 """
 import math
-import re
-from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
-_BEGIN = '<!-- deploy_accuracy: {key} -->'
-_END = '<!-- end deploy_accuracy: {key} -->'
+from .markdown import write_section
+
+#: The tag of this report's sections (:func:`mmseg_hrplus.benchmark.markdown.write_section`).
+SECTION_TAG = 'deploy_accuracy'
+PAGE_TITLE = '# Accuracy after deployment'
 
 
-def _check_key(key: str) -> str:
-    if not key or '-->' in key or '\n' in key:
-        raise ValueError(f'key={key!r} must be a non-empty single line without "-->"')
-    return key
-
-
-def replace_section(text: str, key: str, body: str) -> str:
-    """``text`` with the section of ``key`` replaced by ``body`` (delimiters added), or with
-    the section appended when ``text`` has none.
-
-    Raises:
-        ValueError: ``text`` has an unterminated or doubled section of ``key``, or a bad key.
-    """
-    begin, end = _BEGIN.format(key=_check_key(key)), _END.format(key=key)
-    section = f'{begin}\n{body.strip()}\n{end}'
-    starts, ends = text.count(begin), text.count(end)
-    if starts == 0 and ends == 0:
-        return text.rstrip('\n') + ('\n\n' if text.strip() else '') + section + '\n'
-    if starts != 1 or ends != 1 or text.index(begin) > text.index(end):
-        raise ValueError(f'the page has {starts} start and {ends} end markers of the section '
-                         f'{key!r}; expected one of each, in order (fix the page by hand)')
-    pattern = re.escape(begin) + r'.*?' + re.escape(end)
-    return re.sub(pattern, lambda _: section, text, count=1, flags=re.S)
-
-
-def write_section(path, key: str, body: str, title: str = '# Accuracy after deployment') -> None:
-    """Put ``body`` as the section ``key`` of the markdown file ``path`` (created with
-    ``title`` when missing)."""
-    path = Path(path)
-    text = path.read_text() if path.is_file() else title + '\n'
-    path.write_text(replace_section(text, key, body))
+def write_report_section(path, key: str, body: str) -> None:
+    """Put ``body`` as the section ``key`` (the config) of the page ``path``."""
+    write_section(path, key, body, tag=SECTION_TAG, title=PAGE_TITLE)
 
 
 def _number(value: Optional[float], fmt: str) -> str:

@@ -5,10 +5,12 @@ A page holds any number of sections, each between two HTML comments that carry i
 
     <!-- measured: KEY -->
     ... written by the tool ...
-    <!-- /measured: KEY -->
+    <!-- end measured: KEY -->
 
-:func:`replace_section` puts a section in place of the one with the same key, or appends it,
-and leaves the rest of the page (hand-written text included) as it is. The key of a benchmark
+(the tag, ``measured`` here, names the tool's kind of section). :func:`write_section` puts a
+section in place of the one with the same key, or appends it, and leaves the rest of the page
+(hand-written text included) as it is; ``tools/analysis_tools/deploy_accuracy.py`` writes its
+sections the same way, keyed by the config. The key of a benchmark
 section is its command line without the output options, so rerunning a command updates its
 own table. Every section states the date, the CPU, the commit and the command.
 """
@@ -52,30 +54,42 @@ def git_commit(repo: Path) -> str:
     return commit + ('+changes' if dirty else '')
 
 
-def markers(key: str) -> tuple:
-    return f'<!-- measured: {key} -->', f'<!-- /measured: {key} -->'
+def section_markers(key: str, tag: str = 'measured') -> tuple:
+    """The opening and closing comments of the section ``key`` (see the module notes)."""
+    if not key or '-->' in key or '\n' in key:
+        raise ValueError(f'key={key!r} must be a non-empty single line without "-->"')
+    return f'<!-- {tag}: {key} -->', f'<!-- end {tag}: {key} -->'
 
 
-def replace_section(path: Path, key: str, body: str) -> None:
-    """Write ``body`` into ``path`` as the section ``key`` (see the module notes); creates
-    the page if it does not exist.
+def replace_section(text: str, key: str, body: str, tag: str = 'measured') -> str:
+    """``text`` with the section ``key`` replaced by ``body`` (markers added), or with the
+    section appended when ``text`` has none; the rest of ``text`` is kept as it is.
 
     Raises:
-        ValueError: ``key`` contains '-->' or a line break (it would break the markers).
+        ValueError: a bad ``key``, or ``text`` holds an unterminated or doubled section of
+            ``key`` (fixed by hand rather than guessed at).
     """
-    if '-->' in key or '\n' in key:
-        raise ValueError(f'key={key!r} must be one line without "-->"')
-    begin, end = markers(key)
-    block = f'{begin}\n{body.strip()}\n{end}'
+    begin, end = section_markers(key, tag)
+    section = f'{begin}\n{body.strip()}\n{end}'
+    starts, ends = text.count(begin), text.count(end)
+    if starts == 0 and ends == 0:
+        return text.rstrip('\n') + ('\n\n' if text.strip() else '') + section + '\n'
+    if starts != 1 or ends != 1 or text.index(begin) > text.index(end):
+        raise ValueError(f'the page has {starts} start and {ends} end markers of the section '
+                         f'{key!r}; expected one of each, in order (fix the page by hand)')
+    pattern = re.escape(begin) + r'.*?' + re.escape(end)
+    return re.sub(pattern, lambda _: section, text, count=1, flags=re.S)
+
+
+def write_section(path, key: str, body: str, tag: str = 'measured',
+                  title: Optional[str] = None) -> None:
+    """Put ``body`` as the section ``key`` of the Markdown page ``path`` (created, starting
+    with ``title`` when given, if it does not exist)."""
     path = Path(path)
-    text = path.read_text(encoding='utf-8') if path.exists() else ''
-    pattern = re.compile(re.escape(begin) + r'.*?' + re.escape(end), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text, count=1)
-    else:
-        text = text.rstrip('\n') + ('\n\n' if text.strip() else '') + block + '\n'
+    text = path.read_text(encoding='utf-8') if path.is_file() else (
+        f'{title}\n' if title else '')
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text if text.endswith('\n') else text + '\n', encoding='utf-8')
+    path.write_text(replace_section(text, key, body, tag), encoding='utf-8')
 
 
 def _ratio(value: Optional[dict]) -> str:

@@ -5,8 +5,8 @@ import datetime
 
 import pytest
 
-from mmseg_hrplus.benchmark.markdown import (git_commit, render_benchmark, replace_section,
-                                             section_key)
+from mmseg_hrplus.benchmark.markdown import (git_commit, render_benchmark, section_key,
+                                             write_section)
 
 pytestmark = pytest.mark.torch21
 
@@ -19,21 +19,21 @@ def test_section_key_drops_output_options_only():
 
 def test_replace_section_appends_then_replaces_keeping_the_rest(tmp_path):
     page = tmp_path / 'docs' / 'page.md'
-    replace_section(page, 'cmd a', 'first A')
+    write_section(page, 'cmd a', 'first A')
     page.write_text('# Title\n\nhand-written text\n\n' + page.read_text())
-    replace_section(page, 'cmd b', 'only B')
-    replace_section(page, 'cmd a', 'second A\nline 2')
+    write_section(page, 'cmd b', 'only B')
+    write_section(page, 'cmd a', 'second A\nline 2')
     text = page.read_text()
     assert text.startswith('# Title\n\nhand-written text\n')
     assert 'first A' not in text and text.count('second A\nline 2') == 1
     assert text.index('second A') < text.index('only B')   # replaced where it stood
     assert text.count('<!-- measured: cmd a -->') == 1
-    assert text.count('<!-- /measured: cmd b -->') == 1
+    assert text.count('<!-- end measured: cmd b -->') == 1
 
 
 def test_key_that_would_break_the_markers_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"key='a --> b' must be one line"):
-        replace_section(tmp_path / 'p.md', 'a --> b', 'x')
+    with pytest.raises(ValueError, match=r"key='a --> b' must be a non-empty single line"):
+        write_section(tmp_path / 'p.md', 'a --> b', 'x')
 
 
 def test_render_states_cpu_date_commit_command_and_ratios():

@@ -78,9 +78,10 @@ def f32_report(tiny_model, tmp_path_factory):
     config = tiny_model[0]
     folder = tmp_path_factory.mktemp('report')
     page = folder / 'page.md'
-    from mmseg_hrplus.benchmark.deploy_report import replace_section
-    page.write_text(replace_section(replace_section('# Title\n\nintro\n', 'other.py', 'KEEP'),
-                                    str(config), 'STALE'))
+    from mmseg_hrplus.benchmark.deploy_report import write_report_section
+    page.write_text('# Title\n\nintro\n')
+    write_report_section(page, 'other.py', 'KEEP')
+    write_report_section(page, str(config), 'STALE')
     report = _run(tiny_model, folder, '--paths', *F32_PATHS, *REDUCED_PATHS, '--emulate-bf16',
                   '--calib-count', '1', '--fps-shapes', '64x96', '--markdown', str(page),
                   '--json', str(folder / 'report.json'))

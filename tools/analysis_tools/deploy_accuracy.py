@@ -23,7 +23,6 @@ command, as the section of FILE keyed by the config (a re-run replaces its own s
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -76,15 +75,6 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     return parser, parser.parse_args(argv)
 
 
-def git_commit() -> str:
-    """The short commit of the repository this tool is in ('unknown' outside git)."""
-    try:
-        return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
-                              text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return 'unknown'
-
-
 def setup(args):
     """Every check that can fail on the user's input, before any model is built: returns
     ``(cfg, names, calibration image paths, dataloader)``."""
@@ -126,7 +116,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
     from mmseg_hrplus.benchmark.deploy_accuracy import evaluate_paths
     from mmseg_hrplus.benchmark.deploy_paths import PathContext, build_paths
-    from mmseg_hrplus.benchmark.deploy_report import report_rows, section_body, write_section
+    from mmseg_hrplus.benchmark.deploy_report import (report_rows, section_body,
+                                                      write_report_section)
+    from mmseg_hrplus.benchmark.markdown import git_commit
     from mmseg_hrplus.benchmark.deploy_speed import time_paths
     from mmseg_hrplus.deploy.runtime import check_supported
     from mmseg_hrplus.utils.cpu_info import cpu_info
@@ -167,14 +159,15 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         shape=list(args.shape), fps_shapes=[list(s) for s in args.fps_shapes],
         load_start=load_start, load_end=load_end,
         loaded=max(load_start, load_end) > LOADED_PER_CORE * (os.cpu_count() or 1),
-        date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), commit=git_commit(),
+        date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+        commit=git_commit(Path(__file__).resolve().parents[2]),
         command=' '.join(['python', 'tools/analysis_tools/deploy_accuracy.py'] +
                          list(sys.argv[1:] if argv is None else argv)),
         rows=rows)
     body = section_body(report)
     print(body)
     if args.markdown:
-        write_section(args.markdown, args.config, body)
+        write_report_section(args.markdown, args.config, body)
         print(f'wrote the section of {args.config} in {args.markdown}')
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
