@@ -41,14 +41,16 @@ def section_key(argv: Sequence[str]) -> str:
 
 
 def git_commit(repo: Path) -> str:
-    """The short commit of ``repo``'s HEAD, with ``+changes`` when tracked files differ from
-    it, or ``'unknown'`` outside a git checkout."""
+    """The short commit of ``repo``'s HEAD, with ``+changes`` when tracked files other than
+    Markdown pages (which the tools write their results into) differ from it, or
+    ``'unknown'`` outside a git checkout."""
     def git(*args: str) -> str:
         return subprocess.run(['git', '-C', str(repo), *args], capture_output=True,
                               text=True, check=True).stdout.strip()
     try:
         commit = git('rev-parse', '--short', 'HEAD')
-        dirty = git('status', '--porcelain', '--untracked-files=no')
+        dirty = git('status', '--porcelain', '--untracked-files=no', '--', '.',
+                    ':(exclude)*.md')
     except (OSError, subprocess.CalledProcessError):
         return 'unknown'
     return commit + ('+changes' if dirty else '')
@@ -123,8 +125,7 @@ def render_benchmark(report: Dict, when: Optional[datetime.datetime] = None,
         title += f' against {report["reference"]}'
     lines = [
         f'### {title}', '',
-        f'- CPU: {report["cpu"]["summary"]}; {report["threads"]} threads; torch '
-        f'{report["torch"]}',
+        f'- CPU: {report["cpu"]["summary"]}; torch {report["torch"]}',
         f'- measured {when:%Y-%m-%d %H:%M} UTC at commit {commit}',
         f'- command: `{report["command"]}`', '']
     inference = report.get('inference')
@@ -140,11 +141,14 @@ def render_benchmark(report: Dict, when: Optional[datetime.datetime] = None,
         if 'onnxruntime' in inference:
             notes.append(f'onnxruntime {inference["onnxruntime"]["version"]}, run on the export '
                          f'of {inference["onnxruntime"]["exported"]}')
-        if 'openvino' in inference:
-            ov = inference['openvino']
-            notes.append(f'OpenVINO {ov.get("openvino")}: precision {ov.get("precision")}, '
-                         f'{ov.get("threads")} threads, hint {ov.get("hint")}, run on the '
-                         f'export of {ov["exported"]}')
+        for row in inference['min_s']:
+            ov = inference.get(row)
+            if row.startswith('openvino') and isinstance(ov, dict) and 'exported' in ov:
+                int8 = (f', {ov["int8_convolutions"]} convolutions in int8'
+                        if ov.get('requested') == 'int8' else '')
+                notes.append(f'{row}: OpenVINO {ov.get("openvino")}, precision hint '
+                             f'{ov.get("precision")}{int8}, {ov.get("threads")} threads, hint '
+                             f'{ov.get("hint")}, run on the export of {ov["exported"]}')
         lines += [''] + [f'- {note}' for note in notes]
         lines.append('')
     train = report.get('train')
