@@ -134,7 +134,7 @@ def build_optimized_f32(ctx: PathContext) -> DeployPath:
 def build_onnxruntime_f32(ctx: PathContext) -> DeployPath:
     import onnxruntime
 
-    from .onnxruntime_peer import onnxruntime_session
+    from mmseg_hrplus.deploy.onnx_export import onnxruntime_session
     session = onnxruntime_session(ctx.onnx_path(), ctx.threads)
     return DeployPath('onnxruntime-f32',
                       _array_logits(lambda a: session.run(['logits'], {'input': a})[0]), 'f32',
@@ -172,20 +172,15 @@ def build_openvino_int8(ctx: PathContext) -> DeployPath:
     return path
 
 
-def _bf16_refusal(error: Exception) -> PathNotRunnable:
-    return PathNotRunnable(str(error))
-
-
 def build_pytorch_bf16(ctx: PathContext) -> DeployPath:
     try:
         from mmseg_hrplus.deploy.bf16 import bf16_inference, check_bf16_cpu
     except ImportError as error:
         raise PathNotRunnable(f'bf16 inference unavailable ({error})') from error
     try:
-        check_bf16_cpu(emulate=ctx.emulate_bf16)
+        emulated = check_bf16_cpu(emulate=ctx.emulate_bf16) == 'emulated'
     except ValueError as error:
-        raise _bf16_refusal(error) from error
-    emulated = ctx.emulate_bf16 and not _native_bf16()
+        raise PathNotRunnable(str(error)) from error
     # compiling an emulated run buys nothing: its speed is not reported as meaningful
     model = bf16_inference(ctx.segmentor, compile=not emulated, emulate=ctx.emulate_bf16)
     return DeployPath('pytorch-bf16', _module_logits(model),
@@ -198,13 +193,8 @@ def build_openvino_bf16(ctx: PathContext) -> DeployPath:
     try:
         check_precision('bf16')
     except ValueError as error:
-        raise _bf16_refusal(error) from error
+        raise PathNotRunnable(str(error)) from error
     return _openvino_path('openvino-bf16', convert_onnx(ctx.onnx_path()), ctx, 'bf16')
-
-
-def _native_bf16() -> bool:
-    from mmseg_hrplus.utils.cpu_info import cpu_flags, has_native_bf16
-    return has_native_bf16(cpu_flags())
 
 
 #: name -> build function (``PathContext -> DeployPath``).
