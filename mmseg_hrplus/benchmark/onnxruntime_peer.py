@@ -3,8 +3,9 @@
 onnxruntime is the usual way to deploy a segmentor on a CPU, so it is the speed to beat: the
 model is exported with :func:`mmseg_hrplus.deploy.onnx_export.export_onnx` (the graph of
 ``model(x, mode='tensor')``: backbone and decode head logits, no resize) into a temporary
-file and loaded into a session of the CPU execution provider with ``threads`` intra-op
-threads and all graph optimisations.
+file and loaded into :func:`~mmseg_hrplus.deploy.onnx_export.onnxruntime_session` (the CPU
+execution provider, ``threads`` intra-op threads, all graph optimisations), the session
+``tools/infer.py --backend onnxruntime`` runs too.
 """
 import os
 import tempfile
@@ -15,24 +16,16 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from mmseg_hrplus.deploy.onnx_export import onnxruntime_session
 
-def onnxruntime_session(path: str, threads: int):
-    """An onnxruntime ``InferenceSession`` of ``path``: CPU execution provider, ``threads``
-    intra-op threads, one inter-op thread, sequential execution, all graph optimisations."""
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+__all__ = ['onnxruntime_infer_fn', 'onnxruntime_session']
 
 
 def onnxruntime_infer_fn(model: nn.Module, inputs: Tensor, threads: int
                          ) -> Tuple[Callable[[], Tensor], float]:
     """``model`` (an mmseg ``EncoderDecoder``, e.g. one from ``optimize_for_inference``
     without ``compile``) exported at ``inputs``' size and loaded into
-    :func:`onnxruntime_session`.
+    :func:`~mmseg_hrplus.deploy.onnx_export.onnxruntime_session`.
 
     Returns:
         A function running the session on ``inputs`` (the numpy copy made once, outside the

@@ -82,6 +82,18 @@ def _torchscript_exporter() -> dict:
     return {}
 
 
+def onnxruntime_session(path: str, threads: int):
+    """An onnxruntime ``InferenceSession`` of ``path``: CPU execution provider, ``threads``
+    intra-op threads, one inter-op thread, sequential execution, all graph optimisations."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
 def verify_onnx(segmentor: nn.Module, onnx_path: str, shapes: Sequence[Shape],
                 seed: int = 0) -> List[dict]:
     """Run ``onnx_path`` (exported with ``resize=True``) in onnxruntime (CPU) and the PyTorch

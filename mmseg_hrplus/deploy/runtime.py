@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..utils.validation import check_choice
-from .onnx_export import export_onnx
+from .onnx_export import export_onnx, onnxruntime_session
 
 #: Values of ``backend`` that :func:`runtime_segmentor` accepts.
 RUNTIME_BACKENDS = ('onnxruntime', 'openvino')
@@ -120,9 +120,7 @@ def runtime_segmentor(segmentor: nn.Module, backend: str, work_dir: str,
                             resize=False)
     if backend == 'onnxruntime':
         import onnxruntime as ort
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        session = ort.InferenceSession(onnx_path, options, providers=['CPUExecutionProvider'])
+        session = onnxruntime_session(onnx_path, threads)
         return RuntimeSegmentor(
             segmentor, lambda img: session.run(['logits'], {'input': img})[0], backend,
             dict(onnxruntime=ort.__version__, threads=threads, precision='f32'))
