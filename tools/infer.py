@@ -55,9 +55,10 @@ import numpy as np
 
 from mmseg_hrplus.apis.inference import IMAGE_EXTENSIONS, check_image_size
 from mmseg_hrplus.apis.video import SUPPORTED_FORMATS, VIDEO_EXTENSIONS
+from mmseg_hrplus.utils.path_lists import LIST_SUFFIXES, files_under, listed_paths
 
 #: Extensions of list files (one input path per line).
-LIST_EXTENSIONS = ('.txt', '.lst', '.list')
+LIST_EXTENSIONS = LIST_SUFFIXES
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
 
 
@@ -88,17 +89,12 @@ def collect_inputs(source: str) -> Dict[str, Path]:
     path = Path(source)
     names: Dict[str, Path] = {}
     if path.is_dir():
-        for file in sorted(p for p in path.rglob('*') if p.suffix.lower() in MEDIA_EXTENSIONS
-                           and p.is_file()):
+        for file in files_under(path, MEDIA_EXTENSIONS):
             names[_unique(names, str(file.relative_to(path).with_suffix('')))] = file
     elif path.is_file() and path.suffix.lower() in MEDIA_EXTENSIONS:
         names = {path.stem: path}
     elif path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
-        for line in path.read_text().splitlines():
-            line = line.strip()
-            if not line or line.startswith('#'):
-                continue
-            item = Path(line) if Path(line).is_absolute() else path.parent / line
+        for line, item in listed_paths(path):
             if not item.is_file():
                 raise FileNotFoundError(f'{source} lists {line}, which is not a file '
                                         f'(looked for {item})')

@@ -24,9 +24,11 @@ import numpy as np
 import torch
 from mmengine.dataset import Compose
 
+from ..utils.path_lists import IMAGE_SUFFIXES
+
 ImageInput = Union[str, Path, np.ndarray]
 #: File extensions read as images (lower case; anything OpenCV decodes).
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 #: The smallest image side segmented: every backbone here has an output stride of 32.
 MIN_IMAGE_SIDE = 32
 

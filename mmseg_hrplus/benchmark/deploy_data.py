@@ -12,6 +12,7 @@ from mmengine.config import Config
 
 from mmseg_hrplus.apis.inference import IMAGE_EXTENSIONS
 from mmseg_hrplus.datasets.synthetic_cityscapes import data_root_options
+from mmseg_hrplus.utils.path_lists import files_under
 from mmseg_hrplus.utils.validation import check_int
 
 
@@ -59,8 +60,7 @@ def dataset_images(dataset) -> List[str]:
 def folder_images(folder) -> List[str]:
     """The images (:data:`~mmseg_hrplus.apis.inference.IMAGE_EXTENSIONS`) under ``folder``,
     recursively, sorted."""
-    return sorted(str(p) for p in Path(folder).rglob('*')
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(str(p) for p in files_under(folder, IMAGE_EXTENSIONS))
 
 
 def calibration_images(cfg: Config, calib_dir: Optional[str], count: int,

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
 
+from ..utils.path_lists import IMAGE_SUFFIXES, LIST_SUFFIXES, files_under, listed_paths
 from ..utils.validation import check_choice
 from .bf16 import check_bf16_cpu
 
@@ -24,9 +25,7 @@ PRECISIONS = ('f32', 'bf16', 'int8')
 BACKEND_PRECISIONS = {'pytorch': ('f32', 'bf16'), 'onnxruntime': ('f32', ),
                       'openvino': ('f32', 'bf16', 'int8')}
 #: Image files :func:`calibration_image_paths` takes from a folder.
-CALIBRATION_IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
-#: List files of :func:`calibration_image_paths`: one image path per line.
-LIST_SUFFIXES = ('.txt', '.lst', '.list')
+CALIBRATION_IMAGE_SUFFIXES = IMAGE_SUFFIXES
 
 
 def check_backend_precision(backend: str, precision: str,
@@ -66,12 +65,9 @@ def calibration_image_paths(calib: Union[str, Path]) -> List[Path]:
     """
     path = Path(calib)
     if path.is_dir():
-        images = sorted(p for p in path.rglob('*')
-                        if p.suffix.lower() in CALIBRATION_IMAGE_SUFFIXES and p.is_file())
+        images = files_under(path, CALIBRATION_IMAGE_SUFFIXES)
     elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-        lines = [line.strip() for line in path.read_text().splitlines()]
-        images = [Path(line) if Path(line).is_absolute() else path.parent / line
-                  for line in lines if line and not line.startswith('#')]
+        images = [image for _, image in listed_paths(path)]
         for image in images:
             if not image.is_file():
                 raise FileNotFoundError(f'calib {calib} lists {image}, which is not a file')
